@@ -1,0 +1,123 @@
+"""Thin Twisted adapter: runs a sans-IO `Session` on a transport and the reactor's clock.
+
+Subclasses (the SMPP server's client sessions, the carrier links) override the `on_*` hooks.
+Bytes go out in one `transport.write` per burst of work: `flush()` is called once after each
+`dataReceived`, timer run, or batch of answers the application hands back.
+"""
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+
+from .pdu import Pdu
+from .session import Closed, Request, Response, Role, Session, State, Timeout, Timers
+
+
+class SessionProtocol(Protocol):
+    role = Role.SMSC
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        window: int = 50,
+        out_window: int = 10,
+        max_pdu_size: int = 65536,
+        timers: Timers | None = None,
+    ):
+        self.clock = clock
+        self.session = Session(
+            self.role,
+            clock.seconds(),
+            window=window,
+            out_window=out_window,
+            max_pdu_size=max_pdu_size,
+            timers=timers,
+        )
+        self._timer = None
+        self._timer_at = float("inf")
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def on_request(self, pdu: Pdu) -> None:
+        """The peer asks something; answer with `self.session.respond(pdu, …)` then `flush()`."""
+
+    def on_response(self, event: Response) -> None:
+        """The peer answered one of our requests."""
+
+    def on_timeout(self, event: Timeout) -> None:
+        """One of our requests went unanswered."""
+
+    def on_closed(self, event: Closed) -> None:
+        """The session is over (the transport is closing or closed)."""
+
+    # -- Twisted ---------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self._arm()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._handle(self.session.receive(data, self.clock.seconds()))
+
+    def connectionLost(self, reason=None) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for event in self.session.connection_lost():
+            self.on_closed(event)
+
+    # -- helpers for subclasses ------------------------------------------------------------
+
+    def send(self, command, params=None, tlvs=None, context=None) -> int:
+        seq = self.session.send(command, self.clock.seconds(), params, tlvs, context)
+        self._arm()
+        return seq
+
+    def unbind(self) -> None:
+        """Unbind politely; the transport closes when the peer answers or the timer gives up."""
+        if self.session.bound:
+            self.session.unbind(self.clock.seconds())
+            self.flush()
+            self._arm()
+        elif self.session.state is not State.CLOSED:
+            self.transport.loseConnection()
+
+    def flush(self) -> None:
+        data = self.session.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _handle(self, events: list) -> None:
+        closed = None
+        for event in events:
+            kind = type(event)
+            if kind is Request:
+                self.on_request(event.pdu)
+            elif kind is Response:
+                self.on_response(event)
+            elif kind is Timeout:
+                self.on_timeout(event)
+            else:
+                closed = event
+        self.flush()
+        if closed is not None:
+            self.transport.loseConnection()
+            self.on_closed(closed)
+        else:
+            self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline is None or deadline >= self._timer_at:
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.clock.callLater(
+            max(0.0, deadline - self.clock.seconds()), self._on_timer
+        )
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        self._handle(self.session.timeout(self.clock.seconds()))
