@@ -35,6 +35,7 @@ class SessionProtocol(Protocol):
         )
         self._timer = None
         self._timer_at = float("inf")
+        self._batching = False  # inside _handle: flush() waits for the end of the burst
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -82,6 +83,8 @@ class SessionProtocol(Protocol):
             self.transport.loseConnection()
 
     def flush(self) -> None:
+        if self._batching:
+            return  # _handle flushes once when the hooks are done
         data = self.session.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)
@@ -90,16 +93,20 @@ class SessionProtocol(Protocol):
 
     def _handle(self, events: list) -> None:
         closed = None
-        for event in events:
-            kind = type(event)
-            if kind is Request:
-                self.on_request(event.pdu)
-            elif kind is Response:
-                self.on_response(event)
-            elif kind is Timeout:
-                self.on_timeout(event)
-            else:
-                closed = event
+        self._batching = True
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is Request:
+                    self.on_request(event.pdu)
+                elif kind is Response:
+                    self.on_response(event)
+                elif kind is Timeout:
+                    self.on_timeout(event)
+                else:
+                    closed = event
+        finally:
+            self._batching = False
         self.flush()
         if closed is not None:
             self.transport.loseConnection()

@@ -105,7 +105,7 @@ class Status(IntEnum):
     RDELIVERYFAILURE = 0xFE
     RUNKNOWNERR = 0xFF
     # smsc's vendor-specific statuses (documented in the README)
-    RINVDCS = 0x400  # data_coding that smsc does not carry
+    RINVDCS = 0x400  # data_coding smsc does not carry, or a text not valid in it
 
 
 class Tag(IntEnum):

@@ -224,9 +224,7 @@ def _unsuccess_sme():
             raise ValueError("at most 255 unsuccess_sme entries")
         out.append(bytes((len(entries),)))
         for e in entries:
-            out.append(
-                bytes((e.ton, e.npi)) + _c(e.address, 21) + _UNSUCCESS_TAIL.pack(e.status)
-            )
+            out.append(bytes((e.ton, e.npi)) + _c(e.address, 21) + _UNSUCCESS_TAIL.pack(e.status))
 
     return read, write
 
@@ -492,16 +490,33 @@ def encode(pdu: Pdu) -> bytes:
     """Encode a PDU. Values that do not fit their field raise ValueError: that is a bug in the
     caller, never the peer's doing."""
     out = [b""]
-    if not (pdu.status and pdu.command in _NO_BODY_ON_ERROR):
-        for write in _CODECS[pdu.command][1]:
-            write(pdu.params, out)
-        if pdu.tlvs:
-            _write_tlvs(pdu.tlvs, out)
-    body_size = sum(map(len, out))
-    out[0] = HEADER.pack(HEADER_SIZE + body_size, pdu.command, pdu.status, pdu.sequence)
+    try:
+        if not (pdu.status and pdu.command in _NO_BODY_ON_ERROR):
+            for write in _CODECS[pdu.command][1]:
+                write(pdu.params, out)
+            if pdu.tlvs:
+                _write_tlvs(pdu.tlvs, out)
+        body_size = sum(map(len, out))
+        out[0] = HEADER.pack(HEADER_SIZE + body_size, pdu.command, pdu.status, pdu.sequence)
+    except struct.error as e:  # an integer out of its field's range: not a ValueError subclass
+        raise ValueError(f"{pdu.command.name}: {e}") from e
     return b"".join(out)
 
 
 def zero_params(command: Command) -> dict[str, Any]:
     """A fresh dict of the command's mandatory fields, each at its zero value."""
     return dict(_CODECS[command][2])
+
+
+def encode_tlvs(tlvs: dict[int, Any]) -> bytes:
+    """The TLV stream of `tlvs` alone (to keep a message's optional parameters in the store)."""
+    out: list[bytes] = []
+    _write_tlvs(tlvs, out)
+    return b"".join(out)
+
+
+def decode_tlvs(data: bytes) -> dict[int, Any] | PduError:
+    try:
+        return _read_tlvs(data, 0, len(data))
+    except _Invalid as e:
+        return PduError(0, 0, e.status, e.reason)

@@ -224,9 +224,11 @@ class Session:
             seq, entry = next(iter(self._sent.items()))
             if entry.deadline > now:
                 break
-            del self._sent[seq]
             if entry.command in (_C.enquire_link, _C.unbind) or entry.command in BINDS:
-                return [self._close(f"no answer to {entry.command.name}")]
+                # Keep the Timeouts already made, and this entry's context in `unanswered`.
+                events.append(self._close(f"no answer to {entry.command.name}"))
+                return events
+            del self._sent[seq]
             events.append(Timeout(entry.command, entry.context))
         if (
             self.state in BOUND
@@ -249,9 +251,10 @@ class Session:
         context: Any = None,
     ) -> int:
         """Send a request; its answer comes back as a `Response` carrying `context`."""
-        if command not in (_C.enquire_link, _C.unbind) and command not in _MAY_SEND[
-            self.role
-        ].get(self.state, ()):
+        allowed = _MAY_SEND[self.role].get(self.state, ())
+        if self.state is State.CLOSED or (
+            command not in (_C.enquire_link, _C.unbind) and command not in allowed
+        ):
             raise RuntimeError(f"{command.name} cannot be sent in {self.state.name}")
         seq = self._next_sequence()
         self._write(Pdu(command, seq, 0, params or {}, tlvs or {}))
@@ -259,6 +262,7 @@ class Session:
             self._sent[seq] = _Outstanding(command, now + (self.timers.response or 1e12), context)
         if command in BINDS:
             self._binding = True
+            self.system_id = (params or {}).get("system_id", "")
         return seq
 
     def respond(
@@ -267,14 +271,15 @@ class Session:
         """Answer a `Request`. Answering a bind with status 0 binds the session."""
         if self.state is State.CLOSED:
             return
-        self._pending_in -= 1
         command = request.command
+        # Encode first: a value that does not fit (ValueError) leaves the session as it was.
+        self._write(Pdu(command.response, request.sequence, status, params or {}, tlvs or {}))
+        self._pending_in -= 1
         if command in BINDS:
             self._binding = False
             if status == 0 and self.state is State.OPEN:
                 self.state = _BOUND_BY[command]
                 self.system_id = request.params["system_id"]
-        self._write(Pdu(command.response, request.sequence, status, params or {}, tlvs or {}))
 
     def unbind(self, now: float) -> None:
         """Start an orderly close: the session ends when the peer answers (or does not)."""
@@ -295,6 +300,7 @@ class Session:
         self.state = State.CLOSED
         unanswered = [e.context for e in self._sent.values() if e.context is not None]
         self._sent.clear()
+        self._pinging = False
         return Closed(reason, unanswered)
 
     def _refuse(self, error: PduError) -> None:
@@ -318,7 +324,9 @@ class Session:
                 self._write(Pdu(_C.unbind_resp, pdu.sequence, Status.RINVBNDSTS))
             return
         response = command.response
-        if command not in _ALLOWED[self.role].get(self.state, ()):
+        if command not in _ALLOWED[self.role].get(self.state, ()) or (
+            command in BINDS and self._binding
+        ):
             bound_already = command in BINDS and (self.state in BOUND or self._binding)
             status = Status.RALYBND if bound_already else Status.RINVBNDSTS
             self._write(Pdu(response or _C.generic_nack, pdu.sequence, status))

@@ -1,0 +1,170 @@
+"""The one accept path for every channel: validate a submission, apply the account's policy,
+and commit it to the store before anyone is told it was accepted.
+
+A submission is a dict with the SMPP submit_sm field names (the SMPP server hands over the
+decoded PDU's params as they are; other channels build the same dict) plus its TLVs.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+from . import addresses
+from .protocol import smpptime
+from .protocol.constants import ESM_UDHI, Status, Tag
+from .protocol.pdu import encode_tlvs
+from .store.accounts import Account
+from .store.messages import State
+from .store.service import Store
+
+DEFAULT_VALIDITY = 48 * 3600.0  # how long a message without validity_period is tried
+MAX_BODY = 255 * 134  # the most that 255 concatenated parts can carry
+# data_coding values smsc carries (spec 5.2.19): the GSM default alphabet, IA5, 8-bit binary,
+# Latin-1, UCS-2, and the GSM message-class codings (0xF0-0xFF, e.g. flash SMS).
+_CODINGS = frozenset({0, 1, 2, 3, 4, 8, *range(0xF0, 0x100)})
+_ESM_TYPES = (0x00, 0x08, 0x10)  # esm_class bits 2-5 in submit: default, SME ack, manual ack
+
+# A destination handed in: (ton, npi, address). Done gets (status, message ids, refusals).
+Done = Callable[[int, list[int], list[tuple[tuple[int, int, str], int]]], None]
+
+_log = Logger()
+
+
+class TokenBucket:
+    """An account's throughput cap: `rate` submits a second, bursts of up to one second."""
+
+    __slots__ = ("rate", "tokens", "stamp")
+
+    def __init__(self, rate: int, now: float):
+        self.rate = rate
+        self.tokens = float(rate)
+        self.stamp = now
+
+    def take(self, n: int, now: float) -> bool:
+        self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < n:
+            return False
+        self.tokens -= n
+        return True
+
+
+class Acceptor:
+    def __init__(self, store: Store, clock):
+        self._store = store
+        self._clock = clock
+        self._buckets: dict[int, TokenBucket] = {}
+
+    def submit(
+        self,
+        account: Account,
+        params: dict[str, Any],
+        tlvs: dict[int, Any],
+        destinations: list[tuple[int, int, str]],
+        done: Done,
+    ) -> None:
+        """Validate and store one message for each destination. `done` is called once, either
+        at once (refused as a whole) or when the rows are committed."""
+        now = self._clock.seconds()
+        if account.tps and not self._throttle(account, len(destinations), now):
+            return done(Status.RTHROTTLED, [], [])
+        common = self._check(params, tlvs, now)
+        if type(common) is not tuple:
+            return done(common, [], [])
+        due_at, expires_at, body, extra_tlvs = common
+        rows, refused = [], []
+        head = (
+            account.id,
+            params["service_type"],
+            params["source_addr_ton"],
+            params["source_addr_npi"],
+            params["source_addr"].removeprefix("+"),
+        )
+        tail = (
+            params["esm_class"],
+            params["protocol_id"],
+            params["priority_flag"],
+            params["registered_delivery"],
+            params["data_coding"],
+            body,
+            extra_tlvs,
+            now,
+            due_at,
+            expires_at,
+            State.ACCEPTED.value,
+            now,
+        )
+        for dest in destinations:
+            number = addresses.e164(dest[2], dest[0])
+            if number is None:
+                refused.append((dest, Status.RINVDSTADR))
+            else:
+                rows.append((*head, number, *tail))
+        if not rows:
+            return done(refused[0][1] if len(refused) == 1 else Status.RINVDSTADR, [], refused)
+
+        def stored(result):
+            if isinstance(result, Exception):
+                _log.error("store refused a batch: {error!r}", error=result)
+                done(Status.RSYSERR, [], [])
+            else:
+                done(Status.ROK, result, refused)
+
+        self._store.insert(rows, stored)
+
+    def _throttle(self, account: Account, n: int, now: float) -> bool:
+        bucket = self._buckets.get(account.id)
+        if bucket is None or bucket.rate != account.tps:
+            bucket = self._buckets[account.id] = TokenBucket(account.tps, now)
+        return bucket.take(n, now)
+
+    def _check(self, params, tlvs, now) -> tuple | Status:
+        """The checks that do not depend on the destination: a status, or what the row needs
+        (due_at, expires_at, body, the other TLVs encoded)."""
+        if not addresses.valid_source(params["source_addr"], params["source_addr_ton"]):
+            return Status.RINVSRCADR
+        esm_class = params["esm_class"]
+        if esm_class & 0x3C not in _ESM_TYPES:
+            return Status.RINVESMCLASS
+        if params["priority_flag"] > 3:
+            return Status.RINVPRTFLG
+        if params["registered_delivery"] & 0xE3 not in (0, 1, 2):
+            return Status.RINVREGDLVFLG
+        if params["replace_if_present_flag"] > 1:
+            return Status.RINVREPFLAG
+        data_coding = params["data_coding"]
+        if data_coding not in _CODINGS:
+            return Status.RINVDCS
+        body = params["short_message"]
+        extra = b""
+        if tlvs:
+            tlvs = dict(tlvs)
+            payload = tlvs.pop(Tag.message_payload, None)
+            if payload is not None:
+                if body:  # spec 5.3.2.32: never both
+                    return Status.RINVMSGLEN
+                body = payload
+            extra = encode_tlvs(tlvs)
+        if len(body) > MAX_BODY:
+            return Status.RINVMSGLEN
+        text = body[body[0] + 1 :] if esm_class & ESM_UDHI and body else body
+        if esm_class & ESM_UDHI and (not body or body[0] + 1 > len(body)):
+            return Status.RINVMSGLEN
+        if data_coding == 8 and len(text) % 2:
+            return Status.RINVMSGLEN
+        if (data_coding == 0 or 0xF0 <= data_coding <= 0xF3) and not text.isascii():
+            return Status.RINVDCS  # the GSM default alphabet is septets: 0x00-0x7F
+        try:
+            due = smpptime.parse(params["schedule_delivery_time"], now)
+        except ValueError:
+            return Status.RINVSCHED
+        due_at = now if due is None or due < now else due
+        try:
+            expiry = smpptime.parse(params["validity_period"], now)
+        except ValueError:
+            return Status.RINVEXPIRY
+        expires_at = due_at + DEFAULT_VALIDITY if expiry is None else expiry
+        if expires_at <= due_at:
+            return Status.RINVEXPIRY
+        return due_at, expires_at, body, extra

@@ -1,0 +1,43 @@
+"""Addresses at the edge: destinations normalised once to E.164 digits, sources checked.
+
+TON values (spec 5.2.5): 0 unknown, 1 international, 2 national, 5 alphanumeric.
+"""
+
+COUNTRY_CODE = "33"  # national numbers are French: 06 12 34 56 78 → 33612345678
+_DIGITS = frozenset("0123456789")
+
+
+def e164(address: str, ton: int = 0) -> str | None:
+    """The E.164 digits of a destination, or None if it is not a phone number we can reach."""
+    if ton not in (0, 1, 2) or not address:
+        return None
+    if address[0] == "+":
+        if ton == 2:
+            return None
+        address = address[1:]
+    elif ton == 0 and address.startswith("00"):
+        address = address[2:]
+    elif ton != 1 and address[0] == "0":
+        if len(address) != 10:
+            return None
+        address = COUNTRY_CODE + address[1:]
+    elif ton == 2:
+        return None
+    if not 8 <= len(address) <= 15 or address[0] == "0" or not _DIGITS.issuperset(address):
+        return None
+    return address
+
+
+def valid_source(address: str, ton: int) -> bool:
+    """A sender we can carry: an alphanumeric id (TON 5) of at most 11 letters and digits, not
+    all digits (French operators' rule), or a number of 3 to 15 digits (short codes included)."""
+    if ton == 5:
+        return (
+            1 <= len(address) <= 11
+            and address.isascii()
+            and address.isalnum()
+            and (not address.isdigit())
+        )
+    if address[:1] == "+":
+        address = address[1:]
+    return 3 <= len(address) <= 15 and _DIGITS.issuperset(address)

@@ -1,0 +1,304 @@
+"""The SMPP server: client sessions (ESMEs) bind here, and their requests meet the accept path
+and the store."""
+
+import hashlib
+import hmac
+import os
+from functools import partial
+
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+
+from . import addresses
+from .accept import Acceptor
+from .config import SmppConfig
+from .protocol import smpptime
+from .protocol.adapter import SessionProtocol
+from .protocol.constants import INTERFACE_VERSION, Command, Status, Tag
+from .protocol.pdu import DistList, Pdu, Unsuccess, zero_params
+from .protocol.session import Closed, State, Timers
+from .store import accounts, messages
+from .store.accounts import Account
+from .store.messages import FINAL, SMPP_STATE
+from .store.service import Store
+
+_log = Logger()
+_SUBMIT_ZERO = zero_params(Command.submit_sm)
+
+
+class ClientSession(SessionProtocol):
+    """One ESME connection."""
+
+    def __init__(self, server: "SmppServer", **kw):
+        super().__init__(server.clock, **kw)
+        self.server = server
+        self.account: Account | None = None
+        self.peer = "?"
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        super().connectionMade()
+
+    def on_request(self, pdu: Pdu) -> None:
+        self._HANDLERS[pdu.command](self, pdu)
+
+    def on_closed(self, event: Closed) -> None:
+        if self.account is not None:
+            self.server.unbound(self)
+        _log.info(
+            "session {peer} {system_id} closed: {reason}",
+            peer=self.peer,
+            system_id=self.account.system_id if self.account else "-",
+            reason=event.reason,
+        )
+
+    def answer(self, pdu: Pdu, status: int = 0, params=None) -> None:
+        """Respond now and write at once (the cold paths answer one at a time)."""
+        self.session.respond(pdu, status, params)
+        self.flush()
+
+    # -- bind ------------------------------------------------------------------------------
+
+    def _bind(self, pdu: Pdu) -> None:
+        d = self.server.authenticate(pdu.params["system_id"], pdu.params["password"])
+        d.addCallback(self._bind_checked, pdu)
+        d.addErrback(self._failed, pdu, "bind")
+
+    def _bind_checked(self, result: Account | Status, pdu: Pdu) -> None:
+        if self.session.state is State.CLOSED:
+            return
+        status = result if isinstance(result, Status) else self.server.bound(self, result)
+        if status:
+            _log.info(
+                "bind refused for {system_id} from {peer}: {status}",
+                system_id=pdu.params["system_id"],
+                peer=self.peer,
+                status=Status(status).name,
+            )
+            return self.answer(pdu, status)
+        self.account = result
+        tlvs = {}
+        if pdu.params["interface_version"] >= INTERFACE_VERSION:
+            tlvs[Tag.sc_interface_version] = INTERFACE_VERSION
+        self.session.respond(pdu, 0, {"system_id": self.server.config.system_id}, tlvs)
+        self.flush()
+        _log.info(
+            "bound {system_id} from {peer} as {mode}",
+            system_id=result.system_id,
+            peer=self.peer,
+            mode=pdu.command.name.removeprefix("bind_"),
+        )
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _submit_sm(self, pdu: Pdu) -> None:
+        p = pdu.params
+        self.server.acceptor.submit(
+            self.account,
+            p,
+            pdu.tlvs,
+            [(p["dest_addr_ton"], p["dest_addr_npi"], p["destination_addr"])],
+            partial(self._submitted, pdu),
+        )
+
+    def _data_sm(self, pdu: Pdu) -> None:
+        p = {**_SUBMIT_ZERO, **pdu.params}
+        self.server.acceptor.submit(
+            self.account,
+            p,
+            pdu.tlvs,
+            [(p["dest_addr_ton"], p["dest_addr_npi"], p["destination_addr"])],
+            partial(self._submitted, pdu),
+        )
+
+    def _submitted(self, pdu: Pdu, status: int, ids: list[int], refused) -> None:
+        self.session.respond(pdu, status, {"message_id": str(ids[0])} if ids else None)
+        self.server.dirty.add(self)
+
+    def _submit_multi(self, pdu: Pdu) -> None:
+        dests = pdu.params["dest_address"]
+        if not dests:
+            return self.answer(pdu, Status.RINVNUMDESTS)
+        lists = [Unsuccess(0, 0, d.name, Status.RINVDLNAME) for d in dests if type(d) is DistList]
+        self.server.acceptor.submit(
+            self.account,
+            pdu.params,
+            pdu.tlvs,
+            [tuple(d) for d in dests if type(d) is not DistList],
+            partial(self._multi_submitted, pdu, lists),
+        )
+
+    def _multi_submitted(self, pdu, lists, status, ids, refused) -> None:
+        unsuccess = lists + [Unsuccess(*dest, s) for dest, s in refused]
+        self.session.respond(
+            pdu,
+            status,
+            {"message_id": str(ids[0]) if ids else "", "unsuccess_sme": unsuccess},
+        )
+        self.server.dirty.add(self)
+
+    def _query_sm(self, pdu: Pdu) -> None:
+        message_id = _parse_id(pdu.params["message_id"])
+        if message_id is None:
+            return self.answer(pdu, Status.RINVMSGID)
+        d = self.server.store.read(messages.get, message_id)
+        d.addCallback(self._queried, pdu)
+        d.addErrback(self._failed, pdu, "query_sm")
+
+    def _queried(self, message: messages.Message | None, pdu: Pdu) -> None:
+        source = pdu.params["source_addr"].removeprefix("+")
+        if (
+            message is None
+            or message.account_id != self.account.id
+            or (source and source != message.source)
+        ):
+            return self.answer(pdu, Status.RQUERYFAIL)
+        final = message.state in FINAL
+        self.answer(
+            pdu,
+            0,
+            {
+                "message_id": pdu.params["message_id"],
+                "final_date": smpptime.format_absolute(message.updated_at) if final else "",
+                "message_state": SMPP_STATE[message.state],
+                "error_code": 0,
+            },
+        )
+
+    def _cancel_sm(self, pdu: Pdu) -> None:
+        p = pdu.params
+        message_id = _parse_id(p["message_id"]) if p["message_id"] else None
+        destination = ""
+        if p["destination_addr"]:
+            destination = addresses.e164(p["destination_addr"], p["dest_addr_ton"])
+            if destination is None:
+                return self.answer(pdu, Status.RINVDSTADR)
+        if message_id is None and (p["message_id"] or not destination):
+            return self.answer(pdu, Status.RCANCELFAIL)
+        d = self.server.store.write(
+            messages.cancel,
+            self.account.id,
+            self.clock.seconds(),
+            message_id=message_id,
+            service_type=p["service_type"],
+            source=p["source_addr"].removeprefix("+"),
+            destination=destination,
+        )
+        d.addCallback(lambda n: self.answer(pdu, 0 if n else Status.RCANCELFAIL))
+        d.addErrback(self._failed, pdu, "cancel_sm")
+
+    def _replace_sm(self, pdu: Pdu) -> None:
+        p = pdu.params
+        message_id = _parse_id(p["message_id"])
+        if message_id is None:
+            return self.answer(pdu, Status.RREPLACEFAIL)
+        now = self.clock.seconds()
+        try:
+            due_at = smpptime.parse(p["schedule_delivery_time"], now)
+        except ValueError:
+            return self.answer(pdu, Status.RINVSCHED)
+        try:
+            expires_at = smpptime.parse(p["validity_period"], now)
+        except ValueError:
+            return self.answer(pdu, Status.RINVEXPIRY)
+        if p["registered_delivery"] & 0xE3 not in (0, 1, 2):
+            return self.answer(pdu, Status.RINVREGDLVFLG)
+        d = self.server.store.write(
+            messages.replace,
+            self.account.id,
+            message_id,
+            now,
+            source=p["source_addr"].removeprefix("+"),
+            body=p["short_message"],
+            registered_delivery=p["registered_delivery"],
+            due_at=None if due_at is None else max(due_at, now),
+            expires_at=expires_at,
+        )
+        d.addCallback(lambda ok: self.answer(pdu, 0 if ok else Status.RREPLACEFAIL))
+        d.addErrback(self._failed, pdu, "replace_sm")
+
+    def _failed(self, failure, pdu: Pdu, what: str) -> None:
+        _log.failure("{what} failed", failure, what=what)
+        self.answer(pdu, Status.RSYSERR)
+
+    _HANDLERS = {
+        Command.bind_transmitter: _bind,
+        Command.bind_receiver: _bind,
+        Command.bind_transceiver: _bind,
+        Command.submit_sm: _submit_sm,
+        Command.data_sm: _data_sm,
+        Command.submit_multi: _submit_multi,
+        Command.query_sm: _query_sm,
+        Command.cancel_sm: _cancel_sm,
+        Command.replace_sm: _replace_sm,
+    }
+
+
+def _parse_id(text: str) -> int | None:
+    """Our message ids are decimal row ids."""
+    return int(text) if text.isdigit() and len(text) <= 19 else None
+
+
+class SmppServer(ServerFactory):
+    noisy = False
+
+    def __init__(self, config: SmppConfig, store: Store, acceptor: Acceptor, clock):
+        self.config = config
+        self.store = store
+        self.acceptor = acceptor
+        self.clock = clock
+        self.dirty: set[ClientSession] = set()
+        self.sessions: dict[int, set[ClientSession]] = {}  # bound sessions by account id
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        self._secret = os.urandom(32)
+        self._timers = Timers(
+            session_init=config.session_init_timer,
+            enquire_link=config.enquire_link_timer,
+            inactivity=config.inactivity_timer,
+            response=config.response_timer,
+        )
+        store.after_batch(self.flush)
+
+    def buildProtocol(self, addr) -> ClientSession:
+        session = ClientSession(
+            self, window=self.config.window, max_pdu_size=self.config.max_pdu_size,
+            timers=self._timers,
+        )  # fmt: skip
+        session.factory = self
+        return session
+
+    def flush(self) -> None:
+        """After a store batch: one write per session that got answers."""
+        dirty, self.dirty = self.dirty, set()
+        for session in dirty:
+            session.flush()
+
+    # -- binds -----------------------------------------------------------------------------
+
+    def authenticate(self, system_id: str, password: str):
+        """Deferred: the account, or the status refusing the bind."""
+        return self.store.read(self._authenticate, system_id, password)
+
+    def _authenticate(self, conn, system_id: str, password: str) -> Account | Status:
+        # Runs on the store's read pool: the KDF must not hold the reactor.
+        account = accounts.get(conn, system_id)
+        if account is None:
+            return Status.RINVSYSID
+        proof = hmac.new(self._secret, password.encode(), hashlib.sha256).digest()
+        if self._verified.get(system_id) != (account.password_hash, proof):
+            if not accounts.verify_password(password, account.password_hash):
+                return Status.RINVPASWD
+            self._verified[system_id] = (account.password_hash, proof)
+        return account if account.enabled else Status.RBINDFAIL
+
+    def bound(self, session: ClientSession, account: Account) -> Status:
+        """Count a new bind against the account's limit; a status if it is over."""
+        sessions = self.sessions.setdefault(account.id, set())
+        if len(sessions) >= account.max_binds:
+            return Status.RBINDFAIL
+        sessions.add(session)
+        return Status.ROK
+
+    def unbound(self, session: ClientSession) -> None:
+        self.sessions.get(session.account.id, set()).discard(session)

@@ -1,0 +1,87 @@
+"""Engines, transactions and schema migrations (Alembic, run from code: no alembic.ini)."""
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class SchemaBehind(Exception):
+    """The database's schema is older than the code's: run `smsc db upgrade`."""
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        _tune_sqlite(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection, _record):
+        # We emit BEGIN ourselves: pysqlite's implicit transactions break SAVEPOINT.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never wait for the writer. FULL: a commit survives power loss too.
+        # Checkpoints are run by the writer between batches, off the commit path.
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=10000",
+            "wal_autocheckpoint=0",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin(connection):
+        # A writing transaction takes the write lock up front, so that a read-then-write
+        # never fails with SQLITE_BUSY when another process wrote in between.
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def writing(engine: Engine):
+    """A connection in a transaction that will write: committed on success, rolled back on error."""
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        yield conn
+
+
+def _alembic(conn: Connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with writing(engine) as conn:
+        command.upgrade(_alembic(conn), revision)
+
+
+def revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the code's newest)."""
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory.from_config(_alembic(conn)).get_current_head()
+    return current, head
+
+
+def check_schema(engine: Engine) -> None:
+    current, head = revisions(engine)
+    if current != head:
+        raise SchemaBehind(
+            f"the database schema is at {current or 'nothing'}, this smsc needs {head}: "
+            "run `smsc db upgrade`"
+        )

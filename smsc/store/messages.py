@@ -1,0 +1,187 @@
+"""Messages: the queue rows, their states, and the operations clients and admins run on them."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Connection, func, select, update
+
+from ..protocol.constants import MessageState
+from .schema import messages
+
+
+class State(StrEnum):
+    ACCEPTED = "ACCEPTED"  # committed, waiting in the queue for its due time
+    SENDING = "SENDING"  # claimed by a dispatcher, on its way to a carrier
+    ENROUTE = "ENROUTE"  # a carrier took it; waiting for its receipt
+    DELIVERED = "DELIVERED"
+    EXPIRED = "EXPIRED"
+    DELETED = "DELETED"  # cancelled by the client or an admin
+    UNDELIVERABLE = "UNDELIVERABLE"
+    REJECTED = "REJECTED"
+    UNKNOWN = "UNKNOWN"
+
+
+# States in which a message has not left for a carrier: cancel and replace act only here.
+WAITING = (State.ACCEPTED,)
+FINAL = frozenset(
+    {
+        State.DELIVERED,
+        State.EXPIRED,
+        State.DELETED,
+        State.UNDELIVERABLE,
+        State.REJECTED,
+        State.UNKNOWN,
+    }
+)
+# query_sm_resp message_state (spec 5.2.28): everything short of a final state is ENROUTE.
+SMPP_STATE = {
+    State.ACCEPTED: MessageState.ENROUTE,
+    State.SENDING: MessageState.ENROUTE,
+    State.ENROUTE: MessageState.ENROUTE,
+    State.DELIVERED: MessageState.DELIVERED,
+    State.EXPIRED: MessageState.EXPIRED,
+    State.DELETED: MessageState.DELETED,
+    State.UNDELIVERABLE: MessageState.UNDELIVERABLE,
+    State.REJECTED: MessageState.REJECTED,
+    State.UNKNOWN: MessageState.UNKNOWN,
+}
+
+# The order of the values in a row handed to `insert_rows` (the writer puts the id first).
+COLUMNS = (
+    "id",
+    "account_id",
+    "service_type",
+    "source_ton",
+    "source_npi",
+    "source",
+    "destination",
+    "esm_class",
+    "protocol_id",
+    "priority",
+    "registered_delivery",
+    "data_coding",
+    "body",
+    "tlvs",
+    "submitted_at",
+    "due_at",
+    "expires_at",
+    "state",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    account_id: int
+    service_type: str
+    source_ton: int
+    source_npi: int
+    source: str
+    destination: str
+    esm_class: int
+    protocol_id: int
+    priority: int
+    registered_delivery: int
+    data_coding: int
+    body: bytes
+    tlvs: bytes
+    submitted_at: float
+    due_at: float
+    expires_at: float
+    state: State
+    updated_at: float
+
+
+def insert_rows(conn: Connection, rows: list[tuple]) -> None:
+    """Insert whole rows (values in COLUMNS order) with one DBAPI executemany: the hot path,
+    about twice as fast as Core insert() with dicts."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
+    conn.exec_driver_sql(sql, rows)
+
+
+def next_id(conn: Connection) -> int:
+    return (conn.execute(select(func.max(messages.c.id))).scalar() or 0) + 1
+
+
+def get(conn: Connection, message_id: int) -> Message | None:
+    row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
+    return Message(**row._mapping) if row else None
+
+
+def cancel(
+    conn: Connection,
+    account_id: int,
+    now: float,
+    *,
+    message_id: int | None = None,
+    service_type: str = "",
+    source: str = "",
+    destination: str = "",
+) -> int:
+    """Cancel the account's waiting messages: one by id, or all to a destination; narrowed by
+    source and service_type when given. Returns how many were cancelled."""
+    if message_id is None and not destination:
+        raise ValueError("cancel needs a message id or a destination")
+    where = [messages.c.account_id == account_id, messages.c.state.in_(WAITING)]
+    for column, value in (
+        (messages.c.id, message_id),
+        (messages.c.destination, destination),
+        (messages.c.source, source),
+        (messages.c.service_type, service_type),
+    ):
+        if value:
+            where.append(column == value)
+    result = conn.execute(
+        update(messages).where(*where).values(state=State.DELETED, updated_at=now)
+    )
+    return result.rowcount
+
+
+def replace(
+    conn: Connection,
+    account_id: int,
+    message_id: int,
+    now: float,
+    *,
+    source: str,
+    body: bytes,
+    registered_delivery: int,
+    due_at: float | None,
+    expires_at: float | None,
+) -> bool:
+    """Replace the text (and the times, when given) of a waiting message of the account, sent
+    from `source` when that is given. False if there is no such message or the new times
+    would end its validity before it is due."""
+    where = [
+        messages.c.id == message_id,
+        messages.c.account_id == account_id,
+        messages.c.state.in_(WAITING),
+    ]
+    if source:
+        where.append(messages.c.source == source)
+    row = conn.execute(select(messages.c.due_at, messages.c.expires_at).where(*where)).first()
+    if row is None:
+        return False
+    due_at = row.due_at if due_at is None else due_at
+    expires_at = row.expires_at if expires_at is None else expires_at
+    if expires_at <= due_at:
+        return False
+    conn.execute(
+        update(messages)
+        .where(*where)
+        .values(
+            body=body,
+            registered_delivery=registered_delivery,
+            due_at=due_at,
+            expires_at=expires_at,
+            updated_at=now,
+        )
+    )
+    return True
+
+
+def count_by_state(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state))
+    return dict(rows.all())

@@ -1,0 +1,58 @@
+"""The tables (SQLAlchemy Core). Alembic migrations in `migrations/` create and change them;
+this module is what the code reads, and must match the newest migration (a test checks)."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("system_id", String(15), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("max_binds", Integer, nullable=False),
+    Column("tps", Integer, nullable=False),  # submits per second, 0 = no cap
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# One row per message and destination: the queue itself (state, due_at) and its history.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("service_type", String(5), nullable=False),
+    Column("source_ton", SmallInteger, nullable=False),
+    Column("source_npi", SmallInteger, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("destination", String(15), nullable=False),  # E.164 digits
+    Column("esm_class", SmallInteger, nullable=False),
+    Column("protocol_id", SmallInteger, nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("registered_delivery", SmallInteger, nullable=False),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # short_message or message_payload, UDH incl.
+    Column("tlvs", LargeBinary, nullable=False),  # other optional parameters, passed on as is
+    Column("submitted_at", Float, nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("state", String(13), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("messages_queue", "state", "due_at"),
+    Index("messages_account_destination", "account_id", "destination"),
+)

@@ -1,0 +1,141 @@
+"""The group-commit writer: one thread owns the writing connection. Every job waiting when it
+wakes becomes one transaction, and the whole batch is answered in one hop to the reactor.
+
+The hot path (`insert`) costs the reactor one queue put per message and a plain callback; the
+batch grows with the load by itself (more arrives while a commit is on disk). Other writes
+(`call`) run in the same transaction, in arrival order, each in a savepoint of its own so that
+one failing job does not take the batch down.
+"""
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import messages
+
+_STOP = object()
+_log = Logger()
+
+
+class _Insert:
+    __slots__ = ("rows", "callback")
+
+    def __init__(self, rows, callback):
+        self.rows = rows
+        self.callback = callback
+
+
+class _Call:
+    __slots__ = ("fn", "args", "callback")
+
+    def __init__(self, fn, args, callback):
+        self.fn = fn
+        self.args = args
+        self.callback = callback
+
+
+class Writer:
+    def __init__(self, engine: Engine, reactor, after_batch: Callable[[], None] | None = None):
+        self._engine = engine
+        self._reactor = reactor
+        self._after_batch = after_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="smsc-writer", daemon=True)
+        self._stopped: Deferred | None = None
+        self._next_id = 0
+        self.batches = 0  # how many transactions committed, for the benchmark and tests
+
+    def start(self) -> None:
+        with self._engine.connect() as conn:
+            self._next_id = messages.next_id(conn)
+        self._thread.start()
+
+    def stop(self) -> Deferred:
+        """Finish what is queued, then end the thread."""
+        self._stopped = Deferred()
+        self._queue.put(_STOP)
+        return self._stopped
+
+    def insert(self, rows: list[tuple], callback: Callable[[Any], None]) -> None:
+        """Store message rows (COLUMNS without the id). `callback` gets, on the reactor, the
+        list of their ids once committed, or the exception that prevented it."""
+        self._queue.put(_Insert(rows, callback))
+
+    def call(self, fn: Callable, *args) -> Deferred:
+        """Run `fn(connection, *args)` in the writer's next transaction."""
+        d = Deferred()
+        self._queue.put(_Call(fn, args, lambda r: d.errback(r) if isinstance(r, Failure)
+                              else d.callback(r)))  # fmt: skip
+        return d
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        sqlite = conn.dialect.name == "sqlite"
+        stop = False
+        while not stop:
+            jobs = [self._queue.get()]
+            try:
+                while True:
+                    jobs.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            if _STOP in jobs:
+                stop = True
+                jobs = [j for j in jobs if j is not _STOP]
+            if jobs:
+                done = self._commit(conn, jobs)
+                self._reactor.callFromThread(self._deliver, done)
+            if sqlite and (stop or self._queue.empty()):
+                # Between batches, so checkpoints never sit inside a commit's latency; on the
+                # bare driver connection, since a checkpoint cannot run inside a transaction.
+                conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.close()
+        self._reactor.callFromThread(self._stopped.callback, None)
+
+    def _commit(self, conn, jobs: list) -> list[tuple[Callable, Any]]:
+        done: list[tuple[Callable, Any]] = []
+        rows: list[tuple] = []
+        try:
+            with conn.begin():
+                for job in jobs:
+                    if type(job) is _Insert:
+                        first = self._next_id
+                        self._next_id += len(job.rows)
+                        rows += [(first + i, *row) for i, row in enumerate(job.rows)]
+                        done.append((job.callback, list(range(first, self._next_id))))
+                        continue
+                    if rows:  # keep arrival order: earlier inserts go in first
+                        messages.insert_rows(conn, rows)
+                        rows = []
+                    try:
+                        with conn.begin_nested():
+                            result = job.fn(conn, *job.args)
+                    except Exception:
+                        result = Failure()
+                    done.append((job.callback, result))
+                if rows:
+                    messages.insert_rows(conn, rows)
+        except Exception as e:
+            # The transaction failed as a whole (disk full, database gone): nothing of it is
+            # stored, and every job in it hears so.
+            failure = Failure(e)
+            return [(job.callback, e if type(job) is _Insert else failure) for job in jobs]
+        self.batches += 1
+        return done
+
+    def _deliver(self, done: list[tuple[Callable, Any]]) -> None:
+        for callback, result in done:
+            try:
+                callback(result)
+            except Exception:
+                _log.failure("a store callback failed")
+        if self._after_batch is not None:
+            self._after_batch()
