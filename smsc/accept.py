@@ -32,7 +32,11 @@ _log = Logger()
 
 
 class TokenBucket:
-    """An account's throughput cap: `rate` submits a second, bursts of up to one second."""
+    """An account's throughput cap: `rate` submits a second, bursts of up to one second.
+
+    A request for more than a second's worth (a submit_multi to many destinations) waits for
+    a full bucket and then leaves it in debt, so that it is slowed down, never refused forever.
+    """
 
     __slots__ = ("rate", "tokens", "stamp")
 
@@ -42,9 +46,11 @@ class TokenBucket:
         self.stamp = now
 
     def take(self, n: int, now: float) -> bool:
-        self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate)
+        # max(0, …): a wall clock stepped back must not drain the bucket for that long.
+        elapsed = max(0.0, now - self.stamp)
+        self.tokens = min(float(self.rate), self.tokens + elapsed * self.rate)
         self.stamp = now
-        if self.tokens < n:
+        if self.tokens < min(n, self.rate):
             return False
         self.tokens -= n
         return True

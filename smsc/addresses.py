@@ -4,6 +4,7 @@ TON values (spec 5.2.5): 0 unknown, 1 international, 2 national, 5 alphanumeric.
 """
 
 COUNTRY_CODE = "33"  # national numbers are French: 06 12 34 56 78 → 33612345678
+_NATIONAL_LENGTH = 9  # French numbers after the country code: 9 digits, never a leading 0
 _DIGITS = frozenset("0123456789")
 
 
@@ -25,6 +26,10 @@ def e164(address: str, ton: int = 0) -> str | None:
         return None
     if not 8 <= len(address) <= 15 or address[0] == "0" or not _DIGITS.issuperset(address):
         return None
+    if address.startswith(COUNTRY_CODE) and (
+        len(address) != len(COUNTRY_CODE) + _NATIONAL_LENGTH or address[len(COUNTRY_CODE)] == "0"
+    ):
+        return None  # +33 0612345678 (the trunk 0 kept) or a French number of the wrong length
     return address
 
 

@@ -45,9 +45,12 @@ def verify_password(password: str, stored: str) -> bool:
         got = hashlib.scrypt(
             password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
         )
-    except ValueError:
+        expected = bytes.fromhex(digest)
+    except (ValueError, TypeError, OverflowError):
+        # A damaged hash (a cost too large for a C int, a non-hex or non-ASCII digest) is
+        # a wrong password, not an exception in the bind path.
         return False
-    return hmac.compare_digest(got.hex(), digest)
+    return hmac.compare_digest(got, expected)
 
 
 def _check(system_id: str, password: str | None, max_binds: int | None, tps: int | None):

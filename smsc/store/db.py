@@ -13,7 +13,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class SchemaBehind(Exception):
-    """The database's schema is older than the code's: run `smsc db upgrade`."""
+    """The database's schema is not the code's: older (run `smsc db upgrade`), or written by a
+    newer smsc (a revision this code does not know; upgrading cannot help)."""
 
 
 def make_engine(url: str) -> Engine:
@@ -67,7 +68,9 @@ def _alembic(conn: Connection) -> AlembicConfig:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     with writing(engine) as conn:
-        command.upgrade(_alembic(conn), revision)
+        cfg = _alembic(conn)
+        _refuse_unknown(MigrationContext.configure(conn).get_current_revision(), cfg)
+        command.upgrade(cfg, revision)
 
 
 def revisions(engine: Engine) -> tuple[str | None, str]:
@@ -78,9 +81,20 @@ def revisions(engine: Engine) -> tuple[str | None, str]:
     return current, head
 
 
+def _refuse_unknown(current: str | None, cfg: AlembicConfig) -> None:
+    script = ScriptDirectory.from_config(cfg)
+    if current is not None and current not in {s.revision for s in script.walk_revisions()}:
+        raise SchemaBehind(
+            f"the database schema is at {current}, which this smsc does not know (it needs "
+            f"{script.get_current_head()}): the store was upgraded by a newer smsc"
+        )
+
+
 def check_schema(engine: Engine) -> None:
     current, head = revisions(engine)
     if current != head:
+        with engine.connect() as conn:
+            _refuse_unknown(current, _alembic(conn))
         raise SchemaBehind(
             f"the database schema is at {current or 'nothing'}, this smsc needs {head}: "
             "run `smsc db upgrade`"

@@ -125,8 +125,9 @@ def cancel(
     if message_id is None and not destination:
         raise ValueError("cancel needs a message id or a destination")
     where = [messages.c.account_id == account_id, messages.c.state.in_(WAITING)]
+    if message_id is not None:  # 0 is an id (of no message), not "any message"
+        where.append(messages.c.id == message_id)
     for column, value in (
-        (messages.c.id, message_id),
         (messages.c.destination, destination),
         (messages.c.source, source),
         (messages.c.service_type, service_type),

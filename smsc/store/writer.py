@@ -96,7 +96,10 @@ class Writer:
             if sqlite and (stop or self._queue.empty()):
                 # Between batches, so checkpoints never sit inside a commit's latency; on the
                 # bare driver connection, since a checkpoint cannot run inside a transaction.
-                conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                try:
+                    conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:
+                    _log.failure("WAL checkpoint failed; the next one will try again")
         conn.close()
         self._reactor.callFromThread(self._stopped.callback, None)
 

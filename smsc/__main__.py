@@ -1,0 +1,3 @@
+from smsc.cli import main
+
+main()

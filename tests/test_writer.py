@@ -1,0 +1,277 @@
+"""The group-commit writer: batches, ids, order, savepoints, failures, stop.
+
+The reactor is a fake whose `callFromThread` queues the calls; the test runs them. Jobs queued
+before `start()` are all waiting when the thread first wakes, so they make one batch.
+"""
+
+import queue
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from smsc.store import messages, schema
+from smsc.store.db import writing
+from smsc.store.messages import COLUMNS, State
+from smsc.store.writer import Writer
+
+NOW = 1_767_225_600.0
+TIMEOUT = 10  # seconds: only reached if the writer thread is stuck
+
+
+class FakeReactor:
+    def __init__(self):
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+
+    def callFromThread(self, fn, *args, **kw):
+        self.calls.put((fn, args, kw))
+
+    def run_one(self):
+        fn, args, kw = self.calls.get(timeout=TIMEOUT)
+        fn(*args, **kw)
+
+
+@pytest.fixture
+def account_id(engine):
+    with writing(engine) as conn:
+        result = conn.execute(
+            insert(schema.accounts).values(
+                system_id="acme",
+                password_hash="-",
+                max_binds=1,
+                tps=0,
+                enabled=True,
+                created_at=NOW,
+            )
+        )
+        return result.inserted_primary_key[0]
+
+
+class Harness:
+    def __init__(self, engine):
+        self.engine = engine
+        self.reactor = FakeReactor()
+        self.hooks = 0
+        self.writer = Writer(engine, self.reactor, after_batch=self._hook)
+
+    def _hook(self):
+        self.hooks += 1
+
+    def run_batch(self):
+        """Run the one hop back to the reactor of the next batch."""
+        self.reactor.run_one()
+
+    def stop(self):
+        stopped = []
+        self.writer.stop().addCallback(stopped.append)
+        while not stopped:
+            self.reactor.run_one()
+
+    def insert(self, rows):
+        got = []
+        self.writer.insert(rows, got.append)
+        return got
+
+    def call(self, fn, *args):
+        got = []
+        self.writer.call(fn, *args).addBoth(got.append)
+        return got
+
+    def stored(self):
+        with self.engine.connect() as conn:
+            query = select(schema.messages.c.id, schema.messages.c.body)
+            return conn.execute(query.order_by(schema.messages.c.id)).all()
+
+
+@pytest.fixture
+def harness(engine, account_id):
+    h = Harness(engine)
+    yield h
+    if h.writer._thread.is_alive():
+        h.stop()
+
+
+def row(account_id, body=b"x", destination="33612345678"):
+    values = dict(
+        account_id=account_id,
+        service_type="",
+        source_ton=0,
+        source_npi=0,
+        source="36000",
+        destination=destination,
+        esm_class=0,
+        protocol_id=0,
+        priority=0,
+        registered_delivery=0,
+        data_coding=0,
+        body=body,
+        tlvs=b"",
+        submitted_at=NOW,
+        due_at=NOW,
+        expires_at=NOW + 3600,
+        state=State.ACCEPTED.value,
+        updated_at=NOW,
+    )
+    return tuple(values[c] for c in COLUMNS[1:])
+
+
+def _count(conn):
+    return conn.execute(select(func.count()).select_from(schema.messages)).scalar()
+
+
+def test_queued_jobs_make_one_transaction(harness, account_id):
+    got = [harness.insert([row(account_id, b"a%d" % i)]) for i in range(50)]
+    many = harness.insert([row(account_id, b"b%d" % i) for i in range(5)])
+    counted = harness.call(_count)
+    harness.writer.start()
+    harness.run_batch()
+    assert harness.writer.batches == 1
+    assert harness.hooks == 1
+    ids = [g[0] for g in got] + [many[0]]
+    assert ids == [[i] for i in range(1, 51)] + [[51, 52, 53, 54, 55]]
+    assert counted == [55]  # the call saw every insert queued before it
+    assert [r.id for r in harness.stored()] == list(range(1, 56))
+    assert harness.stored()[50].body == b"b0"
+
+
+def test_ids_continue_across_batches_and_after_existing_rows(engine, harness, account_id):
+    with writing(engine) as conn:
+        messages.insert_rows(conn, [(100, *row(account_id))])
+    first = harness.insert([row(account_id), row(account_id)])
+    harness.writer.start()
+    harness.run_batch()
+    second = harness.insert([row(account_id)])
+    harness.run_batch()
+    third = harness.insert([row(account_id)] * 3)
+    harness.run_batch()
+    assert (first, second, third) == ([[101, 102]], [[103]], [[104, 105, 106]])
+    assert harness.writer.batches == 3
+    assert harness.hooks == 3
+    assert [r.id for r in harness.stored()] == [100, *range(101, 107)]
+
+
+def test_a_call_sees_the_inserts_queued_before_it(harness, account_id):
+    before = harness.insert([row(account_id, b"before", "33611111111")])
+    cancelled = harness.call(
+        lambda conn: messages.cancel(conn, account_id, NOW + 1, destination="33611111111")
+    )
+    after = harness.insert([row(account_id, b"after", "33611111111")])
+    harness.writer.start()
+    harness.run_batch()
+    assert harness.writer.batches == 1
+    assert (before, cancelled, after) == ([[1]], [1], [[2]])
+    with harness.engine.connect() as conn:
+        assert messages.get(conn, 1).state == State.DELETED
+        assert messages.get(conn, 2).state == State.ACCEPTED  # queued after the cancel
+
+
+def test_callbacks_in_arrival_order(harness, account_id):
+    order = []
+    harness.writer.insert([row(account_id)], lambda r: order.append(("insert", r)))
+    harness.writer.call(lambda conn: "called").addCallback(lambda r: order.append(("call", r)))
+    harness.writer.insert([row(account_id)], lambda r: order.append(("insert", r)))
+    harness.writer.start()
+    harness.run_batch()
+    assert order == [("insert", [1]), ("call", "called"), ("insert", [2])]
+
+
+def test_a_failing_call_keeps_the_batch(harness, account_id):
+    def half_then_fail(conn):
+        conn.execute(update(schema.messages).values(body=b"changed"))  # rolled back
+        raise RuntimeError("boom")
+
+    first = harness.insert([row(account_id, b"first")])
+    failed = harness.call(half_then_fail)
+    last = harness.insert([row(account_id, b"last")])
+    ok = harness.call(lambda conn: "fine")
+    harness.writer.start()
+    harness.run_batch()
+    assert harness.writer.batches == 1
+    assert (first, last, ok) == ([[1]], [[2]], ["fine"])
+    (failure,) = failed
+    assert failure.check(RuntimeError)
+    assert [r.body for r in harness.stored()] == [b"first", b"last"]
+
+
+def test_a_failing_transaction_stores_nothing(harness, account_id):
+    def add_account(conn):
+        conn.execute(
+            insert(schema.accounts).values(
+                system_id="new",
+                password_hash="-",
+                max_binds=1,
+                tps=0,
+                enabled=True,
+                created_at=NOW,
+            )
+        )
+        return "added"
+
+    good = harness.insert([row(account_id, b"good")])
+    added = harness.call(add_account)
+    bad = harness.insert([row(999, b"no such account")])  # violates the foreign key
+    harness.writer.start()
+    harness.run_batch()
+    assert harness.writer.batches == 0
+    assert harness.hooks == 1  # the failures are handed out in one hop too
+    assert isinstance(good[0], Exception) and good[0] is bad[0]
+    (failure,) = added
+    assert failure.value is good[0]
+    assert harness.stored() == []
+    with harness.engine.connect() as conn:
+        assert conn.execute(select(schema.accounts.c.system_id)).scalars().all() == ["acme"]
+    # the writer carries on with the next batch
+    again = harness.insert([row(account_id, b"again")])
+    harness.run_batch()
+    assert harness.writer.batches == 1
+    (stored,) = harness.stored()
+    assert stored.body == b"again" and again == [[stored.id]]
+
+
+def test_a_missing_table_fails_every_job(engine, harness, account_id):
+    harness.writer.start()
+    with writing(engine) as conn:
+        conn.exec_driver_sql("DROP TABLE messages")
+    got = [harness.insert([row(account_id)]) for _ in range(3)]
+    counted = harness.call(lambda conn: "ran")
+    harness.stop()
+    assert all(isinstance(g[0], Exception) for g in got)
+    assert counted[0].check(Exception)
+
+
+def test_stop_flushes_what_is_queued(harness, account_id):
+    got = [harness.insert([row(account_id)]) for _ in range(20)]
+    called = harness.call(lambda conn: "done")
+    harness.writer.stop()  # before the thread ever ran: the stop waits behind the jobs
+    harness.writer.start()
+    stopped = []
+    harness.writer._stopped.addCallback(stopped.append)
+    harness.run_batch()
+    assert stopped == []
+    assert len([g for g in got if g]) == 20 and called == ["done"]
+    harness.reactor.run_one()
+    assert stopped == [None]
+    harness.writer._thread.join(TIMEOUT)
+    assert not harness.writer._thread.is_alive()
+    assert len(harness.stored()) == 20
+
+
+def test_stop_after_work(harness, account_id):
+    harness.writer.start()
+    got = [harness.insert([row(account_id)]) for _ in range(5)]
+    harness.stop()
+    harness.writer._thread.join(TIMEOUT)
+    assert not harness.writer._thread.is_alive()
+    assert sorted(g[0][0] for g in got) == [1, 2, 3, 4, 5]
+    assert harness.hooks == harness.writer.batches >= 1
+
+
+def test_a_failing_callback_does_not_stop_the_others(harness, account_id):
+    def bad(_ids):
+        raise ValueError("callback bug")
+
+    harness.writer.insert([row(account_id)], bad)
+    after = harness.insert([row(account_id)])
+    harness.writer.start()
+    harness.run_batch()
+    assert after == [[2]]
+    assert harness.hooks == 1
