@@ -23,6 +23,7 @@ MAX_BODY = 255 * 134  # the most that 255 concatenated parts can carry
 # data_coding values smsc carries (spec 5.2.19): the GSM default alphabet, IA5, 8-bit binary,
 # Latin-1, UCS-2, and the GSM message-class codings (0xF0-0xFF, e.g. flash SMS).
 _CODINGS = frozenset({0, 1, 2, 3, 4, 8, *range(0xF0, 0x100)})
+_SEPTETS = frozenset({0, 1, 0xF0, 0xF1, 0xF2, 0xF3})  # codings whose octets are 7-bit
 _ESM_TYPES = (0x00, 0x08, 0x10)  # esm_class bits 2-5 in submit: default, SME ack, manual ack
 
 # A destination handed in: (ton, npi, address). Done gets (status, message ids, refusals).
@@ -152,15 +153,9 @@ class Acceptor:
                     return Status.RINVMSGLEN
                 body = payload
             extra = encode_tlvs(tlvs)
-        if len(body) > MAX_BODY:
-            return Status.RINVMSGLEN
-        text = body[body[0] + 1 :] if esm_class & ESM_UDHI and body else body
-        if esm_class & ESM_UDHI and (not body or body[0] + 1 > len(body)):
-            return Status.RINVMSGLEN
-        if data_coding == 8 and len(text) % 2:
-            return Status.RINVMSGLEN
-        if (data_coding == 0 or 0xF0 <= data_coding <= 0xF3) and not text.isascii():
-            return Status.RINVDCS  # the GSM default alphabet is septets: 0x00-0x7F
+        status = check_body(body, data_coding, esm_class)
+        if status:
+            return status
         try:
             due = smpptime.parse(params["schedule_delivery_time"], now)
         except ValueError:
@@ -174,3 +169,19 @@ class Acceptor:
         if expires_at <= due_at:
             return Status.RINVEXPIRY
         return due_at, expires_at, body, extra
+
+
+def check_body(body: bytes, data_coding: int, esm_class: int) -> Status:
+    """A message body against its data_coding and UDH flag (also for replace_sm's new text)."""
+    if len(body) > MAX_BODY:
+        return Status.RINVMSGLEN
+    text = body
+    if esm_class & ESM_UDHI:
+        if not body or body[0] + 1 > len(body):
+            return Status.RINVMSGLEN
+        text = body[body[0] + 1 :]
+    if data_coding == 8 and len(text) % 2:
+        return Status.RINVMSGLEN
+    if data_coding in _SEPTETS and not text.isascii():
+        return Status.RINVDCS  # the GSM default alphabet and IA5 are 7-bit: 0x00-0x7F
+    return Status.ROK

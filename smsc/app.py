@@ -8,7 +8,7 @@ from .accept import Acceptor
 from .config import Config
 from .server import SmppServer
 from .store import accounts
-from .store.db import writing
+from .store.db import check_schema, writing
 from .store.service import Store
 
 _log = Logger()
@@ -17,10 +17,14 @@ _log = Logger()
 def start(config: Config, reactor) -> SmppServer:
     """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store."""
     store = Store(config.store.url, reactor)
-    store.start()
+    # What can refuse the start (schema, config accounts, a port in use) runs before the
+    # store's threads start: once they run, an exception here would leave a process that
+    # never exits.
+    check_schema(store.engine)
     _ensure_accounts(store, config, reactor.seconds())
     server = SmppServer(config.smpp, store, Acceptor(store, reactor), reactor)
     port = reactor.listenTCP(config.smpp.port, server, interface=config.smpp.host)
+    store.start()
     address = port.getHost()
     _log.info("SMPP listening on {host}:{port}", host=address.host, port=address.port)
 

@@ -10,7 +10,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from . import addresses
-from .accept import Acceptor
+from .accept import Acceptor, check_body
 from .config import SmppConfig
 from .protocol import smpptime
 from .protocol.adapter import SessionProtocol
@@ -38,12 +38,24 @@ class ClientSession(SessionProtocol):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        # Back-pressure: while answers to this peer pile up unread (beyond the transport's
+        # buffer), stop reading its requests. A client that sends without reading then waits
+        # on TCP, instead of growing this process's memory by what it sends.
+        self.transport.registerProducer(self.transport, True)
         super().connectionMade()
 
     def on_request(self, pdu: Pdu) -> None:
-        self._HANDLERS[pdu.command](self, pdu)
+        try:
+            self._HANDLERS[pdu.command](self, pdu)
+        except Exception:
+            # A bug in one handler costs that request an RSYSERR, not the whole connection
+            # (with the answers still owed for messages that are committed already).
+            _log.failure("{command} failed", command=pdu.command.name)
+            self.answer(pdu, Status.RSYSERR)
 
     def on_closed(self, event: Closed) -> None:
+        # A transport with a producer registered never completes loseConnection.
+        self.transport.unregisterProducer()
         if self.account is not None:
             self.server.unbound(self)
         _log.info(
@@ -55,7 +67,7 @@ class ClientSession(SessionProtocol):
 
     def answer(self, pdu: Pdu, status: int = 0, params=None) -> None:
         """Respond now and write at once (the cold paths answer one at a time)."""
-        self.session.respond(pdu, status, params)
+        self.respond(pdu, status, params)
         self.flush()
 
     # -- bind ------------------------------------------------------------------------------
@@ -81,7 +93,7 @@ class ClientSession(SessionProtocol):
         tlvs = {}
         if pdu.params["interface_version"] >= INTERFACE_VERSION:
             tlvs[Tag.sc_interface_version] = INTERFACE_VERSION
-        self.session.respond(pdu, 0, {"system_id": self.server.config.system_id}, tlvs)
+        self.respond(pdu, 0, {"system_id": self.server.config.system_id}, tlvs)
         self.flush()
         _log.info(
             "bound {system_id} from {peer} as {mode}",
@@ -113,7 +125,7 @@ class ClientSession(SessionProtocol):
         )
 
     def _submitted(self, pdu: Pdu, status: int, ids: list[int], refused) -> None:
-        self.session.respond(pdu, status, {"message_id": str(ids[0])} if ids else None)
+        self.respond(pdu, status, {"message_id": str(ids[0])} if ids else None)
         self.server.dirty.add(self)
 
     def _submit_multi(self, pdu: Pdu) -> None:
@@ -131,7 +143,7 @@ class ClientSession(SessionProtocol):
 
     def _multi_submitted(self, pdu, lists, status, ids, refused) -> None:
         unsuccess = lists + [Unsuccess(*dest, s) for dest, s in refused]
-        self.session.respond(
+        self.respond(
             pdu,
             status,
             {"message_id": str(ids[0]) if ids else "", "unsuccess_sme": unsuccess},
@@ -142,26 +154,26 @@ class ClientSession(SessionProtocol):
         message_id = _parse_id(pdu.params["message_id"])
         if message_id is None:
             return self.answer(pdu, Status.RINVMSGID)
-        d = self.server.store.read(messages.get, message_id)
+        d = self.server.store.read(messages.by_client_id, message_id)
         d.addCallback(self._queried, pdu)
         d.addErrback(self._failed, pdu, "query_sm")
 
-    def _queried(self, message: messages.Message | None, pdu: Pdu) -> None:
+    def _queried(self, rows: list[messages.Message], pdu: Pdu) -> None:
         source = pdu.params["source_addr"].removeprefix("+")
         if (
-            message is None
-            or message.account_id != self.account.id
-            or (source and source != message.source)
+            not rows
+            or rows[0].account_id != self.account.id
+            or (source and source != rows[0].source)
         ):
             return self.answer(pdu, Status.RQUERYFAIL)
-        final = message.state in FINAL
+        state, since = messages.overall(rows)
         self.answer(
             pdu,
             0,
             {
                 "message_id": pdu.params["message_id"],
-                "final_date": smpptime.format_absolute(message.updated_at) if final else "",
-                "message_state": SMPP_STATE[message.state],
+                "final_date": smpptime.format_absolute(since) if state in FINAL else "",
+                "message_state": SMPP_STATE[state],
                 "error_code": 0,
             },
         )
@@ -214,8 +226,9 @@ class ClientSession(SessionProtocol):
             registered_delivery=p["registered_delivery"],
             due_at=None if due_at is None else max(due_at, now),
             expires_at=expires_at,
+            check_body=check_body,
         )
-        d.addCallback(lambda ok: self.answer(pdu, 0 if ok else Status.RREPLACEFAIL))
+        d.addCallback(lambda status: self.answer(pdu, status))
         d.addErrback(self._failed, pdu, "replace_sm")
 
     def _failed(self, failure, pdu: Pdu, what: str) -> None:

@@ -76,10 +76,10 @@ def accepted_row(acceptor, store, p=None, tlvs=None) -> dict:
     assert calls == [], calls  # not answered before the commit
     ((rows, _),) = store.inserts
     (row,) = rows
-    assert len(row) == len(COLUMNS) - 1
+    assert len(row) == len(COLUMNS) - 2  # the writer adds id and multi_id
     store.commit()
     assert calls == [(Status.ROK, [1], [])]
-    return dict(zip(COLUMNS[1:], row, strict=True))
+    return dict(zip(COLUMNS[1:-1], row, strict=True))
 
 
 # -- the row --------------------------------------------------------------------------------

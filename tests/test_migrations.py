@@ -52,6 +52,7 @@ def test_upgrade_from_empty_to_head(empty):
     assert {i["name"] for i in found.get_indexes("messages")} == {
         "messages_queue",
         "messages_account_destination",
+        "messages_multi",
     }
     db.upgrade(empty)  # a second time: nothing to do
     assert db.revisions(empty) == (head, head)

@@ -1035,10 +1035,12 @@ def _feed(chunks: list[bytes]) -> tuple[list, bytes, State]:
     events = []
     for chunk in chunks:
         events += s.receive(chunk, T0)
-    for event in events:  # answered once everything is in, so the output order is fixed
+    for event in list(events):  # answered once everything is in: the output order is fixed
         assert isinstance(event, (Request, Closed))
         if isinstance(event, Request) and event.pdu.command.response is not None:
-            s.respond(event.pdu, 0)
+            closed = s.respond(event.pdu, 0)  # the end of an unbind that waited for answers
+            if closed is not None:
+                events.append(closed)
     return events, s.data_to_send(), s.state
 
 
@@ -1053,7 +1055,7 @@ def test_any_bytes_make_valid_pdus_whatever_the_chunks(stream):
     assert sum(isinstance(e, Closed) for e in events) <= 1
     assert (state is State.CLOSED) == any(isinstance(e, Closed) for e in events)
     if state is not State.CLOSED:
-        assert state is State.BOUND_TRX
+        assert state in (State.BOUND_TRX, State.UNBOUND)
     # How the bytes were cut makes no difference, except for the sequence number of the
     # generic_nack that answers a bad command_length: 0 when fewer than 16 octets had arrived.
     whole_events, whole_out, whole_state = _feed([data])
@@ -1158,7 +1160,8 @@ class SessionPair(RuleBasedStateMachine):
             return
         pdu = self.pending[side].pop(index % len(self.pending[side]))
         if pdu.command.response is not None:
-            side.respond(pdu, status)
+            closed = side.respond(pdu, status)  # the last answer an unbind waited for
+            self._handle(side, [closed] if closed is not None else [])
 
     @rule(from_server=st.booleans(), size=st.integers(0, 200))
     def wire_delivers(self, from_server, size):
@@ -1203,3 +1206,22 @@ class SessionPair(RuleBasedStateMachine):
 
 SessionPair.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 test_session_pair = SessionPair.TestCase
+
+
+def test_unbind_waits_for_the_answers_still_owed():
+    """A client that submits then unbinds at once still learns its message id: unbind_resp
+    follows the last answer, and only then does the session end."""
+    s = bound_server()
+    submit = encode(Pdu(C.submit_sm, 7, params={"destination_addr": "33600000001"}))
+    events = s.receive(submit + encode(Pdu(C.unbind, 8)), T0)
+    assert [type(e) for e in events] == [Request]
+    assert s.data_to_send() == b"" and s.state is State.UNBOUND
+    assert s.receive(encode(Pdu(C.submit_sm, 9)), T0) == []  # nothing new once unbinding
+    closed = s.respond(events[0].pdu, 0, {"message_id": "42"})
+    assert isinstance(closed, Closed) and s.state is State.CLOSED
+    answers = frames(s.data_to_send())
+    assert [(p.command, p.sequence, p.status) for p in answers] == [
+        (C.submit_sm_resp, 9, Status.RINVBNDSTS),
+        (C.submit_sm_resp, 7, Status.ROK),
+        (C.unbind_resp, 8, Status.ROK),
+    ]

@@ -5,6 +5,8 @@ import hashlib
 import pytest
 from sqlalchemy import insert, select
 
+from smsc.accept import check_body
+from smsc.protocol.constants import Status
 from smsc.store import accounts, messages, schema
 from smsc.store.accounts import AccountError
 from smsc.store.db import writing
@@ -45,6 +47,8 @@ def _message(
     state=State.ACCEPTED,
     due_at=NOW,
     expires_at=NOW + 3600,
+    data_coding=0,
+    multi_id=None,
 ):
     row = dict(
         id=message_id,
@@ -58,7 +62,7 @@ def _message(
         protocol_id=0,
         priority=0,
         registered_delivery=1,
-        data_coding=0,
+        data_coding=data_coding,
         body=b"hello",
         tlvs=b"",
         submitted_at=NOW,
@@ -66,6 +70,7 @@ def _message(
         expires_at=expires_at,
         state=state.value,
         updated_at=NOW,
+        multi_id=multi_id,
     )
     messages.insert_rows(conn, [tuple(row[c] for c in COLUMNS)])
     return message_id
@@ -313,7 +318,14 @@ def test_cancel_needs_an_id_or_a_destination(conn):
 
 
 def _replace(conn, account_id, message_id, **kw):
-    values = dict(source="", body=b"new text", registered_delivery=0, due_at=None, expires_at=None)
+    values = dict(
+        source="",
+        body=b"new text",
+        registered_delivery=0,
+        due_at=None,
+        expires_at=None,
+        check_body=check_body,
+    )
     values.update(kw)
     return messages.replace(conn, account_id, message_id, NOW + 10, **values)
 
@@ -321,7 +333,7 @@ def _replace(conn, account_id, message_id, **kw):
 def test_replace_keeps_times_when_none(conn):
     mine = _account(conn)
     _message(conn, 1, mine, due_at=NOW + 60, expires_at=NOW + 3600)
-    assert _replace(conn, mine, 1, registered_delivery=2)
+    assert _replace(conn, mine, 1, registered_delivery=2) == Status.ROK
     m = messages.get(conn, 1)
     assert (m.body, m.registered_delivery) == (b"new text", 2)
     assert (m.due_at, m.expires_at, m.updated_at) == (NOW + 60, NOW + 3600, NOW + 10)
@@ -331,12 +343,12 @@ def test_replace_keeps_times_when_none(conn):
 def test_replace_times(conn):
     mine = _account(conn)
     _message(conn, 1, mine, due_at=NOW + 60, expires_at=NOW + 3600)
-    assert _replace(conn, mine, 1, due_at=NOW + 600)
+    assert _replace(conn, mine, 1, due_at=NOW + 600) == Status.ROK
     assert (messages.get(conn, 1).due_at, messages.get(conn, 1).expires_at) == (
         NOW + 600,
         NOW + 3600,
     )
-    assert _replace(conn, mine, 1, expires_at=NOW + 7200, source="36000")
+    assert _replace(conn, mine, 1, expires_at=NOW + 7200, source="36000") == Status.ROK
     assert messages.get(conn, 1).expires_at == NOW + 7200
 
 
@@ -351,7 +363,7 @@ def test_replace_times(conn):
 def test_replace_refuses_expiry_before_due(conn, kw):
     mine = _account(conn)
     _message(conn, 1, mine, due_at=NOW + 60, expires_at=NOW + 3600)
-    assert _replace(conn, mine, 1, **kw) is False
+    assert _replace(conn, mine, 1, **kw) == Status.RINVEXPIRY
     m = messages.get(conn, 1)
     assert (m.body, m.due_at, m.expires_at, m.updated_at) == (b"hello", NOW + 60, NOW + 3600, NOW)
 
@@ -361,11 +373,26 @@ def test_replace_refuses(conn):
     _message(conn, 1, theirs)
     _message(conn, 2, mine, state=State.ENROUTE)
     _message(conn, 3, mine, source="36000")
-    assert _replace(conn, mine, 1) is False  # another account's
-    assert _replace(conn, mine, 2) is False  # left for a carrier
-    assert _replace(conn, mine, 3, source="36001") is False  # from another source
-    assert _replace(conn, mine, 4) is False  # no such message
+    assert _replace(conn, mine, 1) == Status.RREPLACEFAIL  # another account's
+    assert _replace(conn, mine, 2) == Status.RREPLACEFAIL  # left for a carrier
+    assert _replace(conn, mine, 3, source="36001") == Status.RREPLACEFAIL  # another source
+    assert _replace(conn, mine, 4) == Status.RREPLACEFAIL  # no such message
     assert {messages.get(conn, i).body for i in (1, 2, 3)} == {b"hello"}
+
+
+@pytest.mark.parametrize(
+    "data_coding, body, status",
+    [
+        (8, b"\x00A\x00", Status.RINVMSGLEN),  # odd UCS-2
+        (0, "é".encode("latin-1"), Status.RINVDCS),  # not a septet
+        (8, b"\x00A", Status.ROK),
+    ],
+)
+def test_replace_checks_the_new_text_against_the_coding(conn, data_coding, body, status):
+    mine = _account(conn)
+    _message(conn, 1, mine, data_coding=data_coding)
+    assert _replace(conn, mine, 1, body=body) == status
+    assert (messages.get(conn, 1).body == body) == (status == Status.ROK)
 
 
 def test_count_by_state(conn):
@@ -382,3 +409,33 @@ def test_foreign_key_enforced(conn):
 
     with pytest.raises(IntegrityError):
         _message(conn, 1, 999)
+
+
+def test_a_submit_multi_is_one_message_to_its_client(conn):
+    """Rows sharing a multi_id answer to that id: query, cancel and replace reach them all."""
+    mine = _account(conn)
+    for i, destination in enumerate(["33611111111", "33622222222", "33633333333"], start=5):
+        _message(conn, i, mine, destination=destination, multi_id=5)
+    _message(conn, 8, mine)  # a message of its own, next to the group
+    assert [m.id for m in messages.by_client_id(conn, 5)] == [5, 6, 7]
+    assert [m.id for m in messages.by_client_id(conn, 6)] == [6]
+    assert messages.overall(messages.by_client_id(conn, 5)) == (State.ACCEPTED, NOW)
+    assert _replace(conn, mine, 5, body=b"all of them") == Status.ROK
+    assert {messages.get(conn, i).body for i in (5, 6, 7)} == {b"all of them"}
+    assert messages.cancel(conn, mine, NOW + 20, message_id=5) == 3
+    assert _states(conn) == {5: "DELETED", 6: "DELETED", 7: "DELETED", 8: "ACCEPTED"}
+
+
+@pytest.mark.parametrize(
+    "states, expected",
+    [
+        ([State.DELIVERED, State.ENROUTE], State.ENROUTE),  # pending while any one is
+        ([State.DELIVERED, State.DELIVERED], State.DELIVERED),
+        ([State.DELIVERED, State.EXPIRED, State.REJECTED], State.EXPIRED),  # the first failure
+    ],
+)
+def test_overall_state_of_a_submit_multi(conn, states, expected):
+    mine = _account(conn)
+    for i, state in enumerate(states, start=1):
+        _message(conn, i, mine, state=state, multi_id=1)
+    assert messages.overall(messages.by_client_id(conn, 1))[0] == expected

@@ -78,7 +78,7 @@ class Harness:
 
     def stored(self):
         with self.engine.connect() as conn:
-            query = select(schema.messages.c.id, schema.messages.c.body)
+            query = select(schema.messages.c.id, schema.messages.c.body, schema.messages.c.multi_id)
             return conn.execute(query.order_by(schema.messages.c.id)).all()
 
 
@@ -111,7 +111,7 @@ def row(account_id, body=b"x", destination="33612345678"):
         state=State.ACCEPTED.value,
         updated_at=NOW,
     )
-    return tuple(values[c] for c in COLUMNS[1:])
+    return tuple(values[c] for c in COLUMNS[1:-1])
 
 
 def _count(conn):
@@ -135,7 +135,7 @@ def test_queued_jobs_make_one_transaction(harness, account_id):
 
 def test_ids_continue_across_batches_and_after_existing_rows(engine, harness, account_id):
     with writing(engine) as conn:
-        messages.insert_rows(conn, [(100, *row(account_id))])
+        messages.insert_rows(conn, [(100, *row(account_id), None)])
     first = harness.insert([row(account_id), row(account_id)])
     harness.writer.start()
     harness.run_batch()
@@ -147,6 +147,8 @@ def test_ids_continue_across_batches_and_after_existing_rows(engine, harness, ac
     assert harness.writer.batches == 3
     assert harness.hooks == 3
     assert [r.id for r in harness.stored()] == [100, *range(101, 107)]
+    # Rows inserted together are one submit_multi: they share its first id.
+    assert [r.multi_id for r in harness.stored()] == [None, 101, 101, None, 104, 104, 104]
 
 
 def test_a_call_sees_the_inserts_queued_before_it(harness, account_id):

@@ -11,6 +11,8 @@ from twisted.internet.protocol import Protocol
 from .pdu import Pdu
 from .session import Closed, Request, Response, Role, Session, State, Timeout, Timers
 
+ABORT_AFTER = 10.0  # seconds a closing connection may take to drain before it is cut
+
 
 class SessionProtocol(Protocol):
     role = Role.SMSC
@@ -36,6 +38,8 @@ class SessionProtocol(Protocol):
         self._timer = None
         self._timer_at = float("inf")
         self._batching = False  # inside _handle: flush() waits for the end of the burst
+        self._closing: Closed | None = None  # the session ended: hang up at the next flush
+        self._abort = None
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -60,9 +64,10 @@ class SessionProtocol(Protocol):
         self._handle(self.session.receive(data, self.clock.seconds()))
 
     def connectionLost(self, reason=None) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for call in (self._timer, self._abort):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._abort = None
         for event in self.session.connection_lost():
             self.on_closed(event)
 
@@ -82,17 +87,25 @@ class SessionProtocol(Protocol):
         elif self.session.state is not State.CLOSED:
             self.transport.loseConnection()
 
+    def respond(self, request, status=0, params=None, tlvs=None) -> None:
+        """Answer a request; the bytes go out at the next `flush()`."""
+        closed = self.session.respond(request, status, params, tlvs)
+        if closed is not None:
+            self._closing = closed
+
     def flush(self) -> None:
         if self._batching:
             return  # _handle flushes once when the hooks are done
         data = self.session.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)
+        if self._closing is not None:
+            closed, self._closing = self._closing, None
+            self._hang_up(closed)
 
     # -- internals -------------------------------------------------------------------------
 
     def _handle(self, events: list) -> None:
-        closed = None
         self._batching = True
         try:
             for event in events:
@@ -104,15 +117,19 @@ class SessionProtocol(Protocol):
                 elif kind is Timeout:
                     self.on_timeout(event)
                 else:
-                    closed = event
+                    self._closing = event
         finally:
             self._batching = False
-        self.flush()
-        if closed is not None:
-            self.transport.loseConnection()
-            self.on_closed(closed)
-        else:
+        if self._closing is None:
             self._arm()
+        self.flush()
+
+    def _hang_up(self, closed: Closed) -> None:
+        self.transport.loseConnection()
+        # loseConnection waits for the peer to read what is pending; one that never reads
+        # would hold the socket forever.
+        self._abort = self.clock.callLater(ABORT_AFTER, self.transport.abortConnection)
+        self.on_closed(closed)
 
     def _arm(self) -> None:
         deadline = self.session.next_deadline()

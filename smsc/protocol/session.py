@@ -142,6 +142,7 @@ class Session:
         self._opened = now
         self._last_rx = now
         self._pending_in = 0  # requests handed to the application and not yet answered
+        self._peer_unbind: int | None = None  # the sequence of the peer's unbind, once asked
         self._binding = False  # a bind is with the application (SMSC) or the peer (ESME)
         self._sent: dict[int, _Outstanding] = {}  # insertion order is deadline order
         self._pinging = False
@@ -267,10 +268,11 @@ class Session:
 
     def respond(
         self, request: Pdu, status: int = 0, params: dict | None = None, tlvs: dict | None = None
-    ) -> None:
-        """Answer a `Request`. Answering a bind with status 0 binds the session."""
+    ) -> Closed | None:
+        """Answer a `Request`. Answering a bind with status 0 binds the session. Returns the
+        session's end when this was the last answer an unbind from the peer waited for."""
         if self.state is State.CLOSED:
-            return
+            return None
         command = request.command
         # Encode first: a value that does not fit (ValueError) leaves the session as it was.
         self._write(Pdu(command.response, request.sequence, status, params or {}, tlvs or {}))
@@ -280,6 +282,9 @@ class Session:
             if status == 0 and self.state is State.OPEN:
                 self.state = _BOUND_BY[command]
                 self.system_id = request.params["system_id"]
+        if self._pending_in == 0 and self._peer_unbind is not None:
+            return self._unbound_by_peer()
+        return None
 
     def unbind(self, now: float) -> None:
         """Start an orderly close: the session ends when the peer answers (or does not)."""
@@ -288,6 +293,10 @@ class Session:
             self.state = State.UNBOUND
 
     # -- internals -------------------------------------------------------------------------
+
+    def _unbound_by_peer(self) -> Closed:
+        self._write(Pdu(_C.unbind_resp, self._peer_unbind))
+        return self._close("unbound by the peer")
 
     def _next_sequence(self) -> int:
         self._sequence = self._sequence % 0x7FFFFFFF + 1
@@ -318,8 +327,12 @@ class Session:
             return
         if command is _C.unbind:
             if self.state in BOUND:
-                self._write(Pdu(_C.unbind_resp, pdu.sequence))
-                events.append(self._close("unbound by the peer"))
+                # Answers still owed go out first (a client that submits then unbinds must
+                # learn its message ids); unbind_resp follows the last of them.
+                self._peer_unbind = pdu.sequence
+                self.state = State.UNBOUND
+                if not self._pending_in:
+                    events.append(self._unbound_by_peer())
             else:
                 self._write(Pdu(_C.unbind_resp, pdu.sequence, Status.RINVBNDSTS))
             return

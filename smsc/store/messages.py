@@ -1,11 +1,12 @@
 """Messages: the queue rows, their states, and the operations clients and admins run on them."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
-from ..protocol.constants import MessageState
+from ..protocol.constants import MessageState, Status
 from .schema import messages
 
 
@@ -67,6 +68,7 @@ COLUMNS = (
     "expires_at",
     "state",
     "updated_at",
+    "multi_id",
 )
 
 
@@ -91,6 +93,7 @@ class Message:
     expires_at: float
     state: State
     updated_at: float
+    multi_id: int | None
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:
@@ -110,6 +113,26 @@ def get(conn: Connection, message_id: int) -> Message | None:
     return Message(**row._mapping) if row else None
 
 
+def _by_id(message_id: int):
+    """The message a client knows by this id: one row, or every row of a submit_multi."""
+    return or_(messages.c.id == message_id, messages.c.multi_id == message_id)
+
+
+def by_client_id(conn: Connection, message_id: int) -> list[Message]:
+    rows = conn.execute(select(messages).where(_by_id(message_id)).order_by(messages.c.id))
+    return [Message(**row._mapping) for row in rows]
+
+
+def overall(rows: list[Message]) -> tuple[State, float]:
+    """The state of what a client knows by one id, and since when: a submit_multi is pending
+    while any of its destinations is, then DELIVERED if all were, else its first failure."""
+    pending = [m for m in rows if m.state not in FINAL]
+    if pending:
+        return pending[0].state, max(m.updated_at for m in rows)
+    failed = [m for m in rows if m.state != State.DELIVERED]
+    return (failed or rows)[0].state, max(m.updated_at for m in rows)
+
+
 def cancel(
     conn: Connection,
     account_id: int,
@@ -126,7 +149,7 @@ def cancel(
         raise ValueError("cancel needs a message id or a destination")
     where = [messages.c.account_id == account_id, messages.c.state.in_(WAITING)]
     if message_id is not None:  # 0 is an id (of no message), not "any message"
-        where.append(messages.c.id == message_id)
+        where.append(_by_id(message_id))
     for column, value in (
         (messages.c.destination, destination),
         (messages.c.source, source),
@@ -151,24 +174,31 @@ def replace(
     registered_delivery: int,
     due_at: float | None,
     expires_at: float | None,
-) -> bool:
-    """Replace the text (and the times, when given) of a waiting message of the account, sent
-    from `source` when that is given. False if there is no such message or the new times
-    would end its validity before it is due."""
-    where = [
-        messages.c.id == message_id,
-        messages.c.account_id == account_id,
-        messages.c.state.in_(WAITING),
-    ]
+    check_body: Callable[[bytes, int, int], int],
+) -> int:
+    """Replace the text (and the times, when given) of a waiting message of the account (all
+    waiting rows of a submit_multi when that is its id), sent
+    from `source` when that is given. `check_body(body, data_coding, esm_class)` judges the new
+    text against the message's coding. Returns 0, or why not: RREPLACEFAIL when there is no
+    such message, RINVEXPIRY when the new times end its validity before it is due, or the
+    status `check_body` gave."""
+    where = [_by_id(message_id), messages.c.account_id == account_id, messages.c.state.in_(WAITING)]
     if source:
         where.append(messages.c.source == source)
-    row = conn.execute(select(messages.c.due_at, messages.c.expires_at).where(*where)).first()
+    row = conn.execute(
+        select(
+            messages.c.due_at, messages.c.expires_at, messages.c.data_coding, messages.c.esm_class
+        ).where(*where)
+    ).first()
     if row is None:
-        return False
+        return Status.RREPLACEFAIL
+    status = check_body(body, row.data_coding, row.esm_class)
+    if status:
+        return status
     due_at = row.due_at if due_at is None else due_at
     expires_at = row.expires_at if expires_at is None else expires_at
     if expires_at <= due_at:
-        return False
+        return Status.RINVEXPIRY
     conn.execute(
         update(messages)
         .where(*where)
@@ -180,7 +210,7 @@ def replace(
             updated_at=now,
         )
     )
-    return True
+    return Status.ROK
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:

@@ -53,6 +53,10 @@ messages = Table(
     Column("expires_at", Float, nullable=False),
     Column("state", String(13), nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The id a submit_multi answered with, shared by its rows (the first row's id); NULL for
+    # a message submitted alone.
+    Column("multi_id", BigInteger().with_variant(Integer, "sqlite")),
     Index("messages_queue", "state", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
+    Index("messages_multi", "multi_id"),
 )

@@ -45,16 +45,16 @@ class Store:
         for hook in self._after_batch:
             hook()
 
-    def read(self, fn: Callable, *args) -> Deferred:
-        """Run `fn(connection, *args)` on the read pool."""
-        return deferToThreadPool(self._reactor, self._pool, self._read, fn, args)
+    def read(self, fn: Callable, *args, **kwargs) -> Deferred:
+        """Run `fn(connection, *args, **kwargs)` on the read pool."""
+        return deferToThreadPool(self._reactor, self._pool, self._read, fn, args, kwargs)
 
-    def _read(self, fn, args):
+    def _read(self, fn, args, kwargs):
         with self.engine.connect() as conn:
-            return fn(conn, *args)
+            return fn(conn, *args, **kwargs)
 
     def insert(self, rows: list[tuple], callback: Callable) -> None:
         self.writer.insert(rows, callback)
 
-    def write(self, fn: Callable, *args) -> Deferred:
-        return self.writer.call(fn, *args)
+    def write(self, fn: Callable, *args, **kwargs) -> Deferred:
+        return self.writer.call(fn, *args, **kwargs)

@@ -32,11 +32,12 @@ class _Insert:
 
 
 class _Call:
-    __slots__ = ("fn", "args", "callback")
+    __slots__ = ("fn", "args", "kwargs", "callback")
 
-    def __init__(self, fn, args, callback):
+    def __init__(self, fn, args, kwargs, callback):
         self.fn = fn
         self.args = args
+        self.kwargs = kwargs
         self.callback = callback
 
 
@@ -63,14 +64,15 @@ class Writer:
         return self._stopped
 
     def insert(self, rows: list[tuple], callback: Callable[[Any], None]) -> None:
-        """Store message rows (COLUMNS without the id). `callback` gets, on the reactor, the
-        list of their ids once committed, or the exception that prevented it."""
+        """Store message rows (COLUMNS without id and multi_id). `callback` gets, on the
+        reactor, the list of their ids once committed, or the exception that prevented it.
+        Several rows in one call are one submit_multi: their multi_id is the first id."""
         self._queue.put(_Insert(rows, callback))
 
-    def call(self, fn: Callable, *args) -> Deferred:
-        """Run `fn(connection, *args)` in the writer's next transaction."""
+    def call(self, fn: Callable, *args, **kwargs) -> Deferred:
+        """Run `fn(connection, *args, **kwargs)` in the writer's next transaction."""
         d = Deferred()
-        self._queue.put(_Call(fn, args, lambda r: d.errback(r) if isinstance(r, Failure)
+        self._queue.put(_Call(fn, args, kwargs, lambda r: d.errback(r) if isinstance(r, Failure)
                               else d.callback(r)))  # fmt: skip
         return d
 
@@ -112,7 +114,9 @@ class Writer:
                     if type(job) is _Insert:
                         first = self._next_id
                         self._next_id += len(job.rows)
-                        rows += [(first + i, *row) for i, row in enumerate(job.rows)]
+                        # The rows of one submit_multi share its id (the first): multi_id.
+                        multi = first if len(job.rows) > 1 else None
+                        rows += [(first + i, *row, multi) for i, row in enumerate(job.rows)]
                         done.append((job.callback, list(range(first, self._next_id))))
                         continue
                     if rows:  # keep arrival order: earlier inserts go in first
@@ -120,7 +124,7 @@ class Writer:
                         rows = []
                     try:
                         with conn.begin_nested():
-                            result = job.fn(conn, *job.args)
+                            result = job.fn(conn, *job.args, **job.kwargs)
                     except Exception:
                         result = Failure()
                     done.append((job.callback, result))

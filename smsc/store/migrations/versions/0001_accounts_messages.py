@@ -47,9 +47,11 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Float, nullable=False),
         sa.Column("state", sa.String(13), nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Column("multi_id", _ID),
     )
     op.create_index("messages_queue", "messages", ["state", "due_at"])
     op.create_index("messages_account_destination", "messages", ["account_id", "destination"])
+    op.create_index("messages_multi", "messages", ["multi_id"])
 
 
 def downgrade() -> None:
