@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from . import config as configuration
 from .store import accounts, db, messages
@@ -40,7 +41,15 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group()
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as e:  # the store is unreachable, locked or read-only
+            raise click.ClickException(f"store: {e.orig or e}") from None
+
+
+@click.group(cls=_Main)
 @click.option(
     "--config",
     "path",
@@ -70,12 +79,17 @@ def serve(ctx: Context) -> None:
     Example:
       smsc --config conf/demo.toml serve
     """
+    from twisted.internet.error import CannotListenError
+
     from .app import serve as run
 
     try:
         run(ctx.config)
-    except db.SchemaBehind as e:
+    except (db.SchemaBehind, AccountError) as e:
         raise click.ClickException(str(e)) from None
+    except CannotListenError as e:
+        message = f"cannot listen on {e.interface}:{e.port}: {e.socketError}"
+        raise click.ClickException(message) from None
 
 
 # -- db ------------------------------------------------------------------------------------
@@ -83,7 +97,12 @@ def serve(ctx: Context) -> None:
 
 @main.group("db")
 def db_group() -> None:
-    """The store's schema."""
+    """The store's schema.
+
+    \b
+    Example:
+      smsc db upgrade
+    """
 
 
 @db_group.command("upgrade")
@@ -96,8 +115,11 @@ def db_upgrade(ctx: Context) -> None:
       smsc --config conf/smsc.toml db upgrade
     """
     engine = ctx.engine(check=False)
-    before, head = db.revisions(engine)
-    db.upgrade(engine)
+    try:
+        before, head = db.revisions(engine)
+        db.upgrade(engine)
+    except db.SchemaBehind as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"schema at {head}" + ("" if before == head else f" (was {before or 'empty'})"))
 
 
@@ -116,7 +138,13 @@ def _account_dict(a: accounts.Account) -> dict:
 
 @main.group("account")
 def account_group() -> None:
-    """Client accounts (the system_ids ESMEs bind with)."""
+    """Client accounts (the system_ids ESMEs bind with).
+
+    \b
+    Example:
+      smsc account add acme --password s3cret
+      smsc account list
+    """
 
 
 @account_group.command("add")
@@ -185,6 +213,8 @@ def account_set(ctx: Context, system_id: str, password, tps, max_binds, enabled)
     Example:
       smsc account set acme --tps 100 --disable
     """
+    if (password, tps, max_binds, enabled) == (None, None, None, None):
+        raise click.UsageError("nothing to change: give at least one option")
     with _admin(ctx) as conn:
         accounts.change(
             conn, system_id, password=password, tps=tps, max_binds=max_binds, enabled=enabled
@@ -228,7 +258,12 @@ def account_remove(ctx: Context, system_id: str) -> None:
 
 @main.group("message")
 def message_group() -> None:
-    """Single messages."""
+    """Single messages.
+
+    \b
+    Example:
+      smsc message show 42
+    """
 
 
 @message_group.command("show")
@@ -271,7 +306,12 @@ def message_show(ctx: Context, message_id: str, as_json: bool) -> None:
 
 @main.group("queue")
 def queue_group() -> None:
-    """The message queue."""
+    """The message queue.
+
+    \b
+    Example:
+      smsc queue stats
+    """
 
 
 @queue_group.command("stats")
@@ -324,3 +364,35 @@ def _output_one(row: dict, as_json: bool) -> None:
     width = max(map(len, row))
     for key, value in row.items():
         click.echo(f"{key.ljust(width)}  {value}")
+
+
+# -- bench ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(["submit"]), default="submit", show_default=True)
+@click.option("--binds", type=int, default=8, show_default=True, help="Client binds.")
+@click.option("--window", type=int, default=10, show_default=True, help="Outstanding per bind.")
+@click.option("--messages", type=int, default=100_000, show_default=True, help="Measured.")
+@click.option("--warmup", type=int, help="Unmeasured first  [default: messages/10, ≤ 5000]")
+@click.option("--target", metavar="HOST:PORT", help="Bench a running switch instead.")
+@click.option("--system-id", default="bench", show_default=True, help="With --target.")
+@click.option("--password", default="bench", show_default=True, help="With --target.")
+@click.option("--pid", type=int, help="With --target: its pid, for its peak RSS.")
+@click.option("--store-url", help="The switch's store  [default: a temporary SQLite file]")
+@click.option("--ceiling/--no-ceiling", default=True, help="Also measure the echo server.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Stall, seconds.")
+def bench(**options) -> None:
+    """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
+    one JSON line. Starts its own switch on a temporary SQLite store unless --target is given.
+
+    \b
+    Example:
+      smsc bench --binds 8 --window 10 --messages 100000
+    """
+    from . import bench as benchmark
+
+    try:
+        click.echo(json.dumps(benchmark.run(benchmark.Options(**options))))
+    except benchmark.BenchError as e:
+        raise click.ClickException(str(e)) from None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -59,6 +59,8 @@ class Writer:
 
     def stop(self) -> Deferred:
         """Finish what is queued, then end the thread."""
+        if self._thread.ident is not None and not self._thread.is_alive():
+            return succeed(None)  # it died: nothing would ever answer the stop
         self._stopped = Deferred()
         self._queue.put(_STOP)
         return self._stopped
