@@ -373,15 +373,15 @@ def _output_one(row: dict, as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["submit"]), default="submit", show_default=True)
 @click.option("--binds", type=int, default=8, show_default=True, help="Client binds.")
 @click.option("--window", type=int, default=10, show_default=True, help="Outstanding per bind.")
-@click.option("--messages", type=int, default=100_000, show_default=True, help="Measured.")
-@click.option("--warmup", type=int, help="Unmeasured first  [default: messages/10, ≤ 5000]")
+@click.option("--messages", type=int, default=100_000, show_default=True, help="Measured, in all.")
+@click.option("--warmup", type=int, help="Sent first, unmeasured  [default: messages/10, ≤ 5000]")
 @click.option("--target", metavar="HOST:PORT", help="Bench a running switch instead.")
 @click.option("--system-id", default="bench", show_default=True, help="With --target.")
 @click.option("--password", default="bench", show_default=True, help="With --target.")
 @click.option("--pid", type=int, help="With --target: its pid, for its peak RSS.")
 @click.option("--store-url", help="The switch's store  [default: a temporary SQLite file]")
 @click.option("--ceiling/--no-ceiling", default=True, help="Also measure the echo server.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Stall, seconds.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Stall limit, s.")
 def bench(**options) -> None:
     """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
     one JSON line. Starts its own switch on a temporary SQLite store unless --target is given.
