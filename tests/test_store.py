@@ -405,9 +405,7 @@ def test_count_by_state(conn):
 
 def test_foreign_key_enforced(conn):
     """A message of no account is refused by the database itself (PRAGMA foreign_keys)."""
-    from sqlalchemy.exc import IntegrityError
-
-    with pytest.raises(IntegrityError):
+    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
         _message(conn, 1, 999)
 
 

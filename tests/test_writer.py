@@ -277,3 +277,15 @@ def test_a_failing_callback_does_not_stop_the_others(harness, account_id):
     harness.run_batch()
     assert after == [[2]]
     assert harness.hooks == 1
+
+
+def test_a_large_batch_goes_in_whole_and_in_order(harness, account_id):
+    """More rows than one multi-row INSERT holds: every chunk size is used, nothing lost."""
+    got = [harness.insert([row(account_id, f"m{i}".encode())]) for i in range(123)]
+    harness.writer.start()
+    harness.run_batch()
+    assert harness.writer.batches == 1
+    assert [g[0][0] for g in got] == list(range(1, 124))
+    assert [(r.id, r.body) for r in harness.stored()] == [
+        (i, f"m{i - 1}".encode()) for i in range(1, 124)
+    ]

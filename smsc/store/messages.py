@@ -1,8 +1,10 @@
 """Messages: the queue rows, their states, and the operations clients and admins run on them."""
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain
 
 from sqlalchemy import Connection, func, or_, select, update
 
@@ -97,11 +99,35 @@ class Message:
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:
-    """Insert whole rows (values in COLUMNS order) with one DBAPI executemany: the hot path,
-    about twice as fast as Core insert() with dicts."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({', '.join([mark] * len(COLUMNS))})"
-    conn.exec_driver_sql(sql, rows)
+    """Insert whole rows (values in COLUMNS order): the hot path. Plain DBAPI statements, since
+    Core insert() with dicts halves the rate."""
+    if conn.dialect.name == "sqlite":
+        insert_sqlite(conn.connection.dbapi_connection, rows)
+    else:
+        marks = ", ".join(["%s"] * len(COLUMNS))
+        conn.exec_driver_sql(f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
+
+
+# Multi-row INSERTs of a few fixed sizes (each a cached prepared statement), within SQLite's
+# oldest limit of 999 variables. One statement for many rows: executemany would release and
+# take back the GIL for every row, and the reactor thread wants it meanwhile.
+_CHUNKS = (999 // len(COLUMNS), 8, 1)
+
+
+@functools.cache
+def _multi_insert(n: int) -> str:
+    row = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    return f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES " + ", ".join([row] * n)
+
+
+def insert_sqlite(dbapi_connection, rows: list[tuple]) -> None:
+    cursor = dbapi_connection.cursor()
+    i, total = 0, len(rows)
+    for size in _CHUNKS:
+        while total - i >= size:
+            cursor.execute(_multi_insert(size), list(chain.from_iterable(rows[i : i + size])))
+            i += size
+    cursor.close()
 
 
 def next_id(conn: Connection) -> int:

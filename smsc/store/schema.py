@@ -14,6 +14,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    text,
 )
 
 metadata = MetaData()
@@ -58,5 +59,10 @@ messages = Table(
     Column("multi_id", BigInteger().with_variant(Integer, "sqlite")),
     Index("messages_queue", "state", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
-    Index("messages_multi", "multi_id"),
+    Index(
+        "messages_multi",
+        "multi_id",
+        sqlite_where=text("multi_id IS NOT NULL"),
+        postgresql_where=text("multi_id IS NOT NULL"),
+    ),  # fmt: skip
 )
