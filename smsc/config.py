@@ -40,10 +40,85 @@ class AccountConfig:
 
 
 @dataclass
+class SimulatorConfig:
+    """How a carrier with `simulate = true` behaves (see `smsc carrier-sim --help`)."""
+
+    id_format: str = "hex"  # its message ids: "hex" or "dec"
+    dlr_delay: float = 1.0  # seconds before it sends a receipt
+    fail_rate: float = 0.0  # share of messages it reports UNDELIV
+    tps: int = 0  # above this it answers ESME_RTHROTTLED; 0 = no limit
+    control_port: int = 0  # its HTTP control endpoint on loopback; 0 = none
+
+    def __post_init__(self):
+        _one_of("id_format", self.id_format, ("hex", "dec"))
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError("fail_rate: must be between 0 and 1")
+
+
+@dataclass
+class CarrierConfig:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 2776
+    system_id: str = "switch"
+    password: str = "secret"
+    system_type: str = ""
+    binds: int = 1  # parallel transceiver binds
+    window: int = 10  # outstanding submit_sm per bind
+    tps: int = 100  # messages (parts) per second for the carrier as a whole
+    prefixes: list[str] = field(default_factory=list)  # E.164 prefixes it takes by default
+    priority: int = 1  # failover order among carriers that can take a number, lowest first
+    long_messages: str = "udh"  # how it takes long texts: "udh", "sar" or "payload"
+    simulate: bool = False  # start a simulated carrier on host:port in this process
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+
+    def __post_init__(self):
+        if not self.name or not self.name.isidentifier():
+            raise ValueError("name: letters, digits and _ only")
+        _one_of("long_messages", self.long_messages, ("udh", "sar", "payload"))
+        for key in ("binds", "window", "tps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be at least 1")
+        for prefix in self.prefixes:
+            if not prefix.isdigit():
+                raise ValueError(f"prefixes: {prefix!r} is not E.164 digits")
+
+
+@dataclass
+class RoutingConfig:
+    default: list[str] = field(default_factory=list)  # carriers tried for unmatched numbers
+
+
+@dataclass
+class QueueConfig:
+    claim_batch: int = 500  # most messages the dispatcher claims at once
+    retry_delay: float = 10.0  # seconds before a message put back in the queue is due again
+    outbox_retention: float = 72 * 3600.0  # seconds a receipt waits for its client to bind
+    outbox_retry: float = 30.0  # seconds before a deliver_sm that failed is tried again
+
+
+@dataclass
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     accounts: list[AccountConfig] = field(default_factory=list)
+    carriers: list[CarrierConfig] = field(default_factory=list)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+
+    def __post_init__(self):
+        names = [c.name for c in self.carriers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"carriers[{i}].name: {name} is named twice")
+        for name in self.routing.default:
+            if name not in names:
+                raise ValueError(f"routing.default: no carrier named {name}")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key}: must be one of {', '.join(choices)}, not {value!r}")
 
 
 def load(path: str | Path) -> Config:
@@ -78,7 +153,10 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     ]
     if missing:
         raise ConfigError(f"{where}.{missing[0]}: required")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as e:  # a value checked by the class itself; it names its key
+        raise ConfigError(f"{where}.{e}" if where else str(e)) from None
 
 
 def _convert(hint: Any, value: Any, name: str) -> Any:

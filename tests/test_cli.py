@@ -68,8 +68,9 @@ def _account(db_url, system_id):
 
 
 def test_db_upgrade(smsc, db_url):
-    assert ok(smsc("db", "upgrade")) == "schema at 0001 (was empty)\n"
-    assert ok(smsc("db", "upgrade")) == "schema at 0001\n"
+    head = db.revisions(db.make_engine(db_url))[1]
+    assert ok(smsc("db", "upgrade")) == f"schema at {head} (was empty)\n"
+    assert ok(smsc("db", "upgrade")) == f"schema at {head}\n"
     engine = db.make_engine(db_url)
     db.check_schema(engine)
     engine.dispose()

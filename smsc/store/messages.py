@@ -96,6 +96,9 @@ class Message:
     state: State
     updated_at: float
     multi_id: int | None
+    carrier: str | None
+    attempts: int
+    error: int | None
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:

@@ -57,6 +57,9 @@ messages = Table(
     # The id a submit_multi answered with, shared by its rows (the first row's id); NULL for
     # a message submitted alone.
     Column("multi_id", BigInteger().with_variant(Integer, "sqlite")),
+    Column("carrier", String(32)),  # the carrier it went to, last time it went
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("error", Integer),  # the carrier's status or receipt error code, when it failed
     Index("messages_queue", "state", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
     Index(
@@ -65,4 +68,62 @@ messages = Table(
         sqlite_where=text("multi_id IS NOT NULL"),
         postgresql_where=text("multi_id IS NOT NULL"),
     ),  # fmt: skip
+)
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+# The parts of a message as sent to a carrier, with the carrier's id for each: what its
+# receipts are matched against. Short messages have one part.
+message_parts = Table(
+    "message_parts",
+    metadata,
+    Column("message_id", _ID, ForeignKey("messages.id"), primary_key=True),
+    Column("seq", SmallInteger, primary_key=True),  # 1 to the number of parts
+    Column("carrier", String(32), nullable=False),
+    Column("carrier_id", String(64), nullable=False),  # normalised: lower case, no leading 0
+    Column("state", String(13), nullable=False),
+    Column("sent_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("message_parts_carrier_id", "carrier", "carrier_id"),
+)
+
+# What waits to be sent to a client as deliver_sm (receipts, replies): sent to a receiver or
+# transceiver bind of the account, retried until deliver_sm_resp, kept while it is not bound.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("message_id", _ID),  # the message a receipt is about
+    Column("source_ton", SmallInteger, nullable=False),
+    Column("source_npi", SmallInteger, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("destination", String(20), nullable=False),
+    Column("esm_class", SmallInteger, nullable=False),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("tlvs", LargeBinary, nullable=False),
+    Column("state", String(10), nullable=False),  # PENDING, SENDING, DONE, EXPIRED
+    Column("attempts", SmallInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("due_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("outbox_queue", "state", "account_id", "due_at"),
+)
+
+# Routes added by an admin (`smsc route add`), beside the carriers' configured prefixes.
+routes = Table(
+    "routes",
+    metadata,
+    Column("prefix", String(15), primary_key=True),
+    Column("carrier", String(32), primary_key=True),
+    Column("priority", Integer, nullable=False),
+)
+
+# Number portability (`smsc mnp import`): the carrier that really serves a number.
+mnp = Table(
+    "mnp",
+    metadata,
+    Column("number", String(15), primary_key=True),
+    Column("carrier", String(32), nullable=False),
 )
