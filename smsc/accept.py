@@ -14,6 +14,7 @@ from . import addresses
 from .protocol import smpptime
 from .protocol.constants import ESM_UDHI, Status, Tag
 from .protocol.pdu import encode_tlvs
+from .protocol.throttle import TokenBucket
 from .store.accounts import Account
 from .store.messages import State
 from .store.service import Store
@@ -32,36 +33,15 @@ Done = Callable[[int, list[int], list[tuple[tuple[int, int, str], int]]], None]
 _log = Logger()
 
 
-class TokenBucket:
-    """An account's throughput cap: `rate` submits a second, bursts of up to one second.
-
-    A request for more than a second's worth (a submit_multi to many destinations) waits for
-    a full bucket and then leaves it in debt, so that it is slowed down, never refused forever.
-    """
-
-    __slots__ = ("rate", "tokens", "stamp")
-
-    def __init__(self, rate: int, now: float):
-        self.rate = rate
-        self.tokens = float(rate)
-        self.stamp = now
-
-    def take(self, n: int, now: float) -> bool:
-        # max(0, …): a wall clock stepped back must not drain the bucket for that long.
-        elapsed = max(0.0, now - self.stamp)
-        self.tokens = min(float(self.rate), self.tokens + elapsed * self.rate)
-        self.stamp = now
-        if self.tokens < min(n, self.rate):
-            return False
-        self.tokens -= n
-        return True
-
-
 class Acceptor:
     def __init__(self, store: Store, clock):
         self._store = store
         self._clock = clock
         self._buckets: dict[int, TokenBucket] = {}
+        # Set by the switch when it delivers: which numbers some route can take, and who to
+        # tell that messages were stored. A switch without carriers only queues.
+        self.routable: Callable[[str], bool] | None = None
+        self.on_stored: Callable[[], None] | None = None
 
     def submit(
         self,
@@ -102,9 +82,10 @@ class Acceptor:
             State.ACCEPTED.value,
             now,
         )
+        routable = self.routable
         for dest in destinations:
             number = addresses.e164(dest[2], dest[0])
-            if number is None:
+            if number is None or (routable is not None and not routable(number)):
                 refused.append((dest, Status.RINVDSTADR))
             else:
                 rows.append((*head, number, *tail))
@@ -117,6 +98,8 @@ class Acceptor:
                 done(Status.RSYSERR, [], [])
             else:
                 done(Status.ROK, result, refused)
+                if self.on_stored is not None:
+                    self.on_stored()
 
         self._store.insert(rows, stored)
 

@@ -1,20 +1,43 @@
 """Wiring: the services a config names, on one Twisted reactor."""
 
 import sys
+from dataclasses import dataclass, field
 
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 from .accept import Acceptor
 from .config import Config
+from .deliveries import OutboxSender
+from .inbound import receipts
+from .inbound.handler import Inbound, client_receipt
+from .routing.dispatcher import Dispatcher
+from .routing.links import Carrier
+from .routing.router import Router
 from .server import SmppServer
-from .store import accounts
+from .store import accounts, routing
 from .store.db import check_schema, writing
+from .store.queue import Settle
 from .store.service import Store
 
 _log = Logger()
+ROUTES_RELOAD = 5.0  # seconds: routes changed with the CLI reach a running server this fast
 
 
-def start(config: Config, reactor) -> SmppServer:
+@dataclass
+class Switch:
+    """The running services, for tests and the shutdown."""
+
+    store: Store
+    server: SmppServer
+    carriers: list[Carrier] = field(default_factory=list)
+    dispatcher: Dispatcher | None = None
+    inbound: Inbound | None = None
+    outbox: OutboxSender | None = None
+    simulators: list = field(default_factory=list)
+
+
+def start(config: Config, reactor) -> Switch:
     """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store."""
     store = Store(config.store.url, reactor)
     # What can refuse the start (schema, config accounts, a port in use) runs before the
@@ -22,21 +45,96 @@ def start(config: Config, reactor) -> SmppServer:
     # never exits.
     check_schema(store.engine)
     _ensure_accounts(store, config, reactor.seconds())
-    server = SmppServer(config.smpp, store, Acceptor(store, reactor), reactor)
+    acceptor = Acceptor(store, reactor)
+    server = SmppServer(config.smpp, store, acceptor, reactor)
+    switch = Switch(store, server)
+    switch.simulators = _start_simulators(config, reactor)
     port = reactor.listenTCP(config.smpp.port, server, interface=config.smpp.host)
     store.start()
+    if config.carriers:
+        _start_delivery(switch, config, reactor, acceptor)
     address = port.getHost()
     _log.info("SMPP listening on {host}:{port}", host=address.host, port=address.port)
 
     def shutdown():
         # Every acknowledged message is committed already; what is still queued in the
         # writer is flushed (its submitters are not answered: they will resubmit).
+        for carrier in switch.carriers:
+            carrier.stop()
+        if switch.dispatcher is not None:
+            switch.dispatcher.stop()
+            switch.dispatcher.flush()
+            switch.outbox.stop()
         d = port.stopListening()
         d.addCallback(lambda _: store.stop())
         return d
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
-    return server
+    return switch
+
+
+def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor) -> None:
+    """Carrier links, the dispatcher, receipts and the outbox."""
+    store = switch.store
+    with store.engine.connect() as conn:
+        router = Router(config.carriers, config.routing.default, routing.all_routes(conn))
+
+    def settle() -> Settle:
+        return Settle(reactor.seconds(), config.queue.outbox_retention, client_receipt)
+
+    outbox = OutboxSender(store, reactor, switch.server, config.queue)
+    dispatcher = Dispatcher(
+        store, reactor, [], router, config.queue, settle, routing.ported, receipts.normalise
+    )
+    inbound = Inbound(store, reactor, settle, dispatcher.flush, outbox.wake)
+    carriers = [Carrier(c, reactor, dispatcher, inbound.deliver) for c in config.carriers]
+    dispatcher.attach(carriers)
+    switch.server.outbox = outbox
+    acceptor.routable = router.routable
+    acceptor.on_stored = dispatcher.wake
+    switch.carriers, switch.dispatcher, switch.inbound, switch.outbox = (
+        carriers, dispatcher, inbound, outbox,
+    )  # fmt: skip
+
+    def reload_routes():
+        d = store.read(routing.all_routes)
+        d.addCallback(_use_routes, switch, acceptor)
+        d.addErrback(lambda f: _log.failure("reading the routes failed", f))
+
+    LoopingCall(reload_routes).start(ROUTES_RELOAD, now=False)
+    dispatcher.start()
+    outbox.start()
+    for carrier in carriers:
+        for factory in carrier.factories:
+            factory.connect(reactor)
+
+
+def _use_routes(routes, switch: Switch, acceptor: Acceptor) -> None:
+    router = switch.dispatcher.router.with_routes(routes)
+    switch.dispatcher.router = router
+    acceptor.routable = router.routable
+
+
+def _start_simulators(config: Config, reactor) -> list:
+    """The simulated carriers of `simulate = true`, in this process (the demo's)."""
+    from .simulator import Simulator
+
+    simulators = []
+    for c in config.carriers:
+        if not c.simulate:
+            continue
+        simulator = Simulator(
+            c.name,
+            reactor,
+            c.simulator,
+            receipt_id_format=c.simulator.receipt_id_format or None,
+            receipt_tlvs=c.simulator.receipt_tlvs,
+        )
+        simulator.listen(reactor, c.host, c.port)
+        if c.simulator.control_port:
+            simulator.listen_control(reactor, "127.0.0.1", c.simulator.control_port)
+        simulators.append(simulator)
+    return simulators
 
 
 def _ensure_accounts(store: Store, config: Config, now: float) -> None:

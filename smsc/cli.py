@@ -253,6 +253,354 @@ def account_remove(ctx: Context, system_id: str) -> None:
     click.echo(f"account {system_id} removed")
 
 
+# -- routes, number portability, carriers --------------------------------------------------
+
+MNP_COMMIT_ROWS = 10_000  # `mnp import` commits every this many rows
+MNP_REPORTED = 20  # skipped lines named one by one; beyond, only counted
+CARRIER_COLUMNS = ["name", "address", "binds", "window", "tps", "priority", "prefixes", "simulate"]
+
+
+@contextmanager
+def _routing_admin(ctx: Context):
+    """A writing transaction whose RoutingError becomes a one-line CLI error."""
+    from .store.routing import RoutingError
+
+    try:
+        with db.writing(ctx.engine()) as conn:
+            yield conn
+    except RoutingError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _carrier_named(ctx: Context, name: str) -> configuration.CarrierConfig:
+    for carrier in ctx.config.carriers:
+        if carrier.name == name:
+            return carrier
+    configured = ", ".join(c.name for c in ctx.config.carriers) or "none"
+    raise click.ClickException(f"no carrier {name} in the config (configured: {configured})")
+
+
+@main.group("route")
+def route_group() -> None:
+    """Routes: which carriers take which E.164 prefixes.
+
+    A number goes first to the carrier it was ported to (`smsc mnp`), then to the carriers of
+    its longest matching prefix by priority (lowest first), then of shorter prefixes, then to
+    the config's default route. Prefixes come from the carriers' `prefixes` in the config and
+    from the routes added here.
+
+    \b
+    Example:
+      smsc route add 3375 sfr --priority 0
+      smsc route list
+    """
+
+
+@route_group.command("add")
+@click.argument("prefix")
+@click.argument("carrier")
+@click.option(
+    "--priority",
+    type=int,
+    help="Lowest is tried first among the carriers of a prefix  [default: the carrier's own]",
+)
+@pass_context
+def route_add(ctx: Context, prefix: str, carrier: str, priority: int | None) -> None:
+    """Add a route: numbers starting with PREFIX (E.164 digits) may go to CARRIER.
+
+    CARRIER must be a carrier of the config. Adding a route that exists changes its priority.
+
+    \b
+    Example:
+      smsc route add 3375 sfr --priority 0
+    """
+    from .store import routing as routing_store
+
+    configured = _carrier_named(ctx, carrier)
+    if priority is None:
+        priority = configured.priority
+    with _routing_admin(ctx) as conn:
+        before = routing_store.add_route(conn, prefix, carrier, priority)
+    prefix = routing_store.prefix_digits(prefix)
+    if before is None:
+        click.echo(f"route {prefix} {carrier} added (priority {priority})")
+    else:
+        click.echo(f"route {prefix} {carrier} changed: priority {priority} (was {before})")
+
+
+@route_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def route_list(ctx: Context, as_json: bool) -> None:
+    """List the routes, from the config and from `smsc route add`.
+
+    Source `config`: the carriers' configured prefixes, at the carrier's priority. Source
+    `admin`: the routes added with `smsc route add`. Source `default`: the default route for
+    numbers no prefix matches, listed with prefix * and its place in the list as priority.
+
+    \b
+    Example:
+      smsc route list --json
+    """
+    from .store import routing as routing_store
+
+    config = ctx.config
+    order = {c.name: i for i, c in enumerate(config.carriers)}
+    with ctx.engine().connect() as conn:
+        admin = routing_store.all_routes(conn)
+    rows = [
+        {"prefix": p, "carrier": c.name, "priority": c.priority, "source": "config"}
+        for c in config.carriers
+        for p in c.prefixes
+    ]
+    rows += [{"prefix": p, "carrier": c, "priority": n, "source": "admin"} for p, c, n in admin]
+    rows.sort(key=lambda r: (r["prefix"], r["priority"], order.get(r["carrier"], len(order))))
+    rows += [
+        {"prefix": "*", "carrier": name, "priority": i, "source": "default"}
+        for i, name in enumerate(config.routing.default, 1)
+    ]
+    _output(rows, as_json, ["prefix", "carrier", "priority", "source"])
+    for prefix, carrier, _ in admin:
+        if carrier not in order:
+            click.echo(
+                f"warning: route {prefix} {carrier}: no carrier {carrier} in the config, ignored",
+                err=True,
+            )
+
+
+@route_group.command("remove")
+@click.argument("prefix")
+@click.argument("carrier")
+@pass_context
+def route_remove(ctx: Context, prefix: str, carrier: str) -> None:
+    """Remove a route added with `smsc route add`.
+
+    Configured prefixes are changed in the config, not here.
+
+    \b
+    Example:
+      smsc route remove 3375 sfr
+    """
+    from .store import routing as routing_store
+
+    with _routing_admin(ctx) as conn:
+        removed = routing_store.remove_route(conn, prefix, carrier)
+    prefix = routing_store.prefix_digits(prefix)
+    if removed:
+        click.echo(f"route {prefix} {carrier} removed")
+        return
+    if any(c.name == carrier and prefix in c.prefixes for c in ctx.config.carriers):
+        raise click.ClickException(
+            f"route {prefix} {carrier} comes from the config (the carrier's prefixes): "
+            "change it there"
+        )
+    raise click.ClickException(f"no route {prefix} {carrier}")
+
+
+@main.group("mnp")
+def mnp_group() -> None:
+    """Number portability: the carrier that really serves a number, tried before any prefix.
+
+    \b
+    Example:
+      smsc mnp import ported.csv
+      smsc mnp show +33612345678
+    """
+
+
+@mnp_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_context
+def mnp_import(ctx: Context, file: str) -> None:
+    """Load ported numbers from a CSV file of `number,carrier` lines.
+
+    A header line is optional; a number already in the table gets the new carrier. Numbers may
+    be written in any form a client may submit (+33612345678, 0612345678, 0033612345678);
+    carriers must be configured. Bad lines are reported with their line number and skipped.
+    Rows are committed every 10,000 lines: an interrupted import keeps what it committed, and
+    running it again is harmless. Exits non-zero when the file has lines but none could be
+    imported.
+
+    \b
+    Example:
+      smsc mnp import ported.csv
+    """
+    import csv
+    import os
+
+    from .addresses import e164
+    from .store import routing as routing_store
+
+    names = {c.name for c in ctx.config.carriers}
+    engine = ctx.engine()
+    try:
+        f = open(file, "rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as e:
+        raise click.ClickException(f"{file}: {e.strerror}") from None
+    read = 0  # bytes read so far, for the progress bar
+
+    def lines():
+        nonlocal read
+        for raw in f:
+            first = not read
+            read += len(raw)
+            if first:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # the BOM some spreadsheets write
+            yield raw.decode("utf-8", errors="replace")
+
+    imported, skipped, reports = 0, 0, []
+
+    def skip(line: int, why: str) -> None:
+        nonlocal skipped
+        skipped += 1
+        if skipped <= MNP_REPORTED:
+            reports.append(f"line {line}: {why} (skipped)")
+
+    def commit(conn, rows) -> int:
+        with conn.begin():
+            return routing_store.import_mnp(conn, rows)
+
+    with (
+        f,
+        engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+        _progress(os.fstat(f.fileno()).st_size, f"importing {file}") as bar,
+    ):
+        chunk: list[tuple[str, str]] = []
+        reader = csv.reader(lines())
+        shown = 0
+        for cells in reader:
+            line = reader.line_num
+            if not "".join(cells).strip():
+                continue  # a blank line
+            if len(cells) != 2:
+                skip(line, "expected number,carrier")
+                continue
+            number, carrier = cells[0].strip(), cells[1].strip()
+            if line == 1 and not any(ch.isdigit() for ch in number):
+                continue  # a header
+            digits = e164(number)
+            if digits is None:
+                skip(line, f"{number!r} is not a phone number")
+            elif carrier not in names:
+                skip(line, f"no carrier {carrier!r} in the config")
+            else:
+                chunk.append((digits, carrier))
+                if len(chunk) >= MNP_COMMIT_ROWS:
+                    imported += commit(conn, chunk)
+                    chunk = []
+                    bar.update(read - shown)
+                    shown = read
+        if chunk:
+            imported += commit(conn, chunk)
+        bar.update(read - shown)
+        total = routing_store.mnp_count(conn)
+    for report in reports:
+        click.echo(report, err=True)
+    if skipped > len(reports):
+        click.echo(f"and {skipped - len(reports)} more lines skipped", err=True)
+    if skipped and not imported:
+        raise click.ClickException(f"no numbers imported from {file}: {skipped} lines skipped")
+    summary = f"imported {imported} numbers"
+    if skipped:
+        summary += f", skipped {skipped} lines"
+    click.echo(f"{summary}; the table holds {total}")
+
+
+@mnp_group.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def mnp_show(ctx: Context, number: str, as_json: bool) -> None:
+    """Show a number's ported carrier, if any, and its route.
+
+    The route is the carriers it would be tried on, in order.
+
+    \b
+    Example:
+      smsc mnp show +33612345678
+    """
+    from .addresses import e164
+    from .routing.router import Router
+    from .store import routing as routing_store
+
+    digits = e164(number)
+    if digits is None:
+        raise click.ClickException(f"{number!r} is not a phone number")
+    with ctx.engine().connect() as conn:
+        carrier = routing_store.ported(conn, [digits]).get(digits)
+        router = Router.from_config(ctx.config, routing_store.all_routes(conn))
+    row = {"number": digits, "ported_to": carrier, "route": router.candidates(digits, carrier)}
+    if not as_json:
+        if carrier is None:
+            row["ported_to"] = "- (not ported)"
+        elif carrier not in router.carriers:
+            row["ported_to"] = f"{carrier} (not a configured carrier)"
+        row["route"] = " ".join(row["route"]) or "- (no route)"
+    _output_one(row, as_json)
+
+
+@main.group("carrier")
+def carrier_group() -> None:
+    """The carriers the switch sends to (the config's [[carriers]]).
+
+    \b
+    Example:
+      smsc carrier list
+    """
+
+
+@carrier_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def carrier_list(ctx: Context, as_json: bool) -> None:
+    """List the configured carriers, as the config declares them.
+
+    The live state of their links (bound or not, messages in flight, throttled) is not shown
+    here: it comes with the metrics issue.
+
+    \b
+    Example:
+      smsc carrier list --json
+    """
+    rows = [
+        {
+            "name": c.name,
+            "address": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
+            "binds": c.binds,
+            "window": c.window,
+            "tps": c.tps,
+            "priority": c.priority,
+            "prefixes": list(c.prefixes),
+            "simulate": c.simulate,
+        }
+        for c in ctx.config.carriers
+    ]
+    if not as_json:
+        for row in rows:
+            row["prefixes"] = " ".join(row["prefixes"]) or "-"
+    _output(rows, as_json, CARRIER_COLUMNS)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _progress(length: int, label: str):
+    """A progress bar on stderr when it is a terminal (none in scripts and pipes)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
 # -- messages and the queue ----------------------------------------------------------------
 
 
@@ -364,6 +712,62 @@ def _output_one(row: dict, as_json: bool) -> None:
     width = max(map(len, row))
     for key, value in row.items():
         click.echo(f"{key.ljust(width)}  {value}")
+
+
+# -- carrier simulator ---------------------------------------------------------------------
+
+
+@main.command("carrier-sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="SMPP listen address.")
+@click.option("--port", type=int, default=2776, show_default=True, help="0: any free port.")
+@click.option("--name", default="carrier", show_default=True, help="In logs and bind_resp.")
+@click.option(
+    "--id-format",
+    type=click.Choice(["hex", "dec"]),
+    default="hex",
+    show_default=True,
+    help="Ids in submit_sm_resp (10 digits, zero-padded; hex in upper case).",
+)
+@click.option(
+    "--receipt-id-format",
+    type=click.Choice(["hex", "dec"]),
+    help="Ids in receipts (unpadded; hex in lower case)  [default: as --id-format]",
+)
+@click.option("--no-receipt-tlvs", is_flag=True, help="Receipts carry their state in text only.")
+@click.option("--dlr-delay", type=float, default=1.0, show_default=True, help="Seconds.")
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--tps", type=int, default=0, show_default=True, help="Submits/s; 0: no cap.")
+@click.option("--control-port", type=int, help="HTTP control on 127.0.0.1; 0: any free port.")
+@click.option("--seed", type=int, help="Seed of the fail-rate draws.")
+def carrier_sim(**o) -> None:
+    """Run a simulated national carrier SMSC: receipts after --dlr-delay, UNDELIV for a
+    --fail-rate share, ESME_RTHROTTLED above --tps. No config file needed.
+
+    \b
+    Example:
+      smsc carrier-sim --port 2776 --name orange --id-format dec --control-port 8776
+    """
+    from twisted.internet.error import CannotListenError
+
+    from . import simulator
+
+    sim = configuration.SimulatorConfig(
+        id_format=o["id_format"], dlr_delay=o["dlr_delay"], fail_rate=o["fail_rate"], tps=o["tps"]
+    )
+    try:
+        simulator.run(
+            o["name"],
+            o["host"],
+            o["port"],
+            sim,
+            o["control_port"],
+            receipt_id_format=o["receipt_id_format"],
+            receipt_tlvs=not o["no_receipt_tlvs"],
+            seed=o["seed"],
+        )
+    except CannotListenError as e:
+        message = f"cannot listen on {e.interface}:{e.port}: {e.socketError}"
+        raise click.ClickException(message) from None
 
 
 # -- bench ---------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class SimulatorConfig:
     """How a carrier with `simulate = true` behaves (see `smsc carrier-sim --help`)."""
 
     id_format: str = "hex"  # its message ids: "hex" or "dec"
+    receipt_id_format: str = ""  # the ids in its receipts: "hex", "dec", "" = as id_format
+    receipt_tlvs: bool = True  # false: receipts carry only the appendix B text
     dlr_delay: float = 1.0  # seconds before it sends a receipt
     fail_rate: float = 0.0  # share of messages it reports UNDELIV
     tps: int = 0  # above this it answers ESME_RTHROTTLED; 0 = no limit
@@ -51,6 +53,7 @@ class SimulatorConfig:
 
     def __post_init__(self):
         _one_of("id_format", self.id_format, ("hex", "dec"))
+        _one_of("receipt_id_format", self.receipt_id_format, ("hex", "dec", ""))
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate: must be between 0 and 1")
 

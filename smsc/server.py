@@ -16,7 +16,7 @@ from .protocol import smpptime
 from .protocol.adapter import SessionProtocol
 from .protocol.constants import INTERFACE_VERSION, Command, Status, Tag
 from .protocol.pdu import DistList, Pdu, Unsuccess, zero_params
-from .protocol.session import Closed, State, Timers
+from .protocol.session import Closed, Response, State, Timeout, Timers
 from .store import accounts, messages
 from .store.accounts import Account
 from .store.messages import FINAL, SMPP_STATE
@@ -24,6 +24,7 @@ from .store.service import Store
 
 _log = Logger()
 _SUBMIT_ZERO = zero_params(Command.submit_sm)
+_RECEIVING = frozenset({State.BOUND_RX, State.BOUND_TRX})
 
 
 class ClientSession(SessionProtocol):
@@ -53,9 +54,19 @@ class ClientSession(SessionProtocol):
             _log.failure("{command} failed", command=pdu.command.name)
             self.answer(pdu, Status.RSYSERR)
 
+    def on_response(self, event: Response) -> None:
+        sender, item_id = event.context  # our deliver_sm: an outbox row
+        sender.answered(item_id, event.pdu.status)
+
+    def on_timeout(self, event: Timeout) -> None:
+        sender, item_id = event.context
+        sender.lost(item_id)
+
     def on_closed(self, event: Closed) -> None:
         # A transport with a producer registered never completes loseConnection.
         self.transport.unregisterProducer()
+        for sender, item_id in event.unanswered:
+            sender.lost(item_id)
         if self.account is not None:
             self.server.unbound(self)
         _log.info(
@@ -95,6 +106,8 @@ class ClientSession(SessionProtocol):
             tlvs[Tag.sc_interface_version] = INTERFACE_VERSION
         self.respond(pdu, 0, {"system_id": self.server.config.system_id}, tlvs)
         self.flush()
+        if self.session.state in _RECEIVING and self.server.outbox is not None:
+            self.server.outbox.wake()  # what waited for this client can go now
         _log.info(
             "bound {system_id} from {peer} as {mode}",
             system_id=result.system_id,
@@ -263,6 +276,7 @@ class SmppServer(ServerFactory):
         self.clock = clock
         self.dirty: set[ClientSession] = set()
         self.sessions: dict[int, set[ClientSession]] = {}  # bound sessions by account id
+        self.outbox = None  # the OutboxSender, when the switch delivers
         self._verified: dict[str, tuple[str, bytes]] = {}
         self._secret = os.urandom(32)
         self._timers = Timers(
@@ -315,3 +329,12 @@ class SmppServer(ServerFactory):
 
     def unbound(self, session: ClientSession) -> None:
         self.sessions.get(session.account.id, set()).discard(session)
+
+    def receivers(self) -> dict[int, list[ClientSession]]:
+        """The sessions that can take deliver_sm (receiver and transceiver binds), by account."""
+        found = {}
+        for account_id, sessions in self.sessions.items():
+            rx = [s for s in sessions if s.session.state in _RECEIVING]
+            if rx:
+                found[account_id] = rx
+        return found

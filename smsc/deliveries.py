@@ -1,0 +1,138 @@
+"""Sends the outbox to clients: each row as a deliver_sm over a receiver or transceiver bind of
+its account on this node, retried until the client answers it."""
+
+from twisted.logger import Logger
+
+from .config import QueueConfig
+from .protocol.constants import Command, Tag
+from .protocol.pdu import PduError, decode_tlvs
+from .store import outbox
+
+_log = Logger()
+_IDLE = 0.5  # seconds between looks at the outbox while nothing wakes us
+_BATCH = 500
+
+
+class OutboxSender:
+    def __init__(self, store, clock, server, config: QueueConfig):
+        self.store = store
+        self.clock = clock
+        self.server = server  # SmppServer: where the bound receivers are
+        self.config = config
+        self._timer = None
+        self._claiming = False
+        self._flushing = None
+        self._done: list[int] = []
+        self._retry: list[int] = []
+        self.delivered = 0
+
+    def start(self):
+        d = self.store.write(outbox.release_in_flight, self.clock.seconds())
+        d.addCallback(lambda _: self.wake())
+        return d
+
+    def stop(self) -> None:
+        for call in (self._timer, self._flushing):
+            if call is not None and call.active():
+                call.cancel()
+
+    def wake(self, delay: float = 0.0) -> None:
+        if self._timer is not None and self._timer.active():
+            if self._timer.getTime() <= self.clock.seconds() + delay:
+                return
+            self._timer.cancel()
+        self._timer = self.clock.callLater(delay, self._claim)
+
+    def _claim(self) -> None:
+        self._timer = None
+        if self._claiming:
+            return
+        receivers = self.server.receivers()
+        room = sum(s.session.out_free for sessions in receivers.values() for s in sessions)
+        if room <= 0:
+            return self.wake(_IDLE)
+        limit = min(room, _BATCH)
+        self._claiming = True
+        d = self.store.write(outbox.claim, list(receivers), self.clock.seconds(), limit)
+        d.addCallback(self._claimed, limit)
+        d.addErrback(self._claim_failed)
+
+    def _claim_failed(self, failure) -> None:
+        self._claiming = False
+        _log.failure("claiming the outbox failed", failure)
+        self.wake(_IDLE)
+
+    def _claimed(self, items: list[outbox.Item], limit: int) -> None:
+        self._claiming = False
+        receivers = self.server.receivers()
+        used = set()
+        for item in items:
+            session = next(
+                (s for s in receivers.get(item.account_id, ()) if s.session.out_free > 0), None
+            )
+            if session is None:  # it unbound meanwhile, or its window filled
+                self._retry.append(item.id)
+                continue
+            params, tlvs = _deliver_sm(item)
+            session.send(Command.deliver_sm, params, tlvs, context=(self, item.id))
+            used.add(session)
+        for session in used:
+            session.flush()
+        self._flush_soon()
+        self.wake(0.0 if len(items) == limit else _IDLE)
+
+    # -- answers, from the client sessions -------------------------------------------------
+
+    def answered(self, item_id: int, status: int) -> None:
+        if status == 0:
+            self._done.append(item_id)
+            self.delivered += 1
+        else:
+            self._retry.append(item_id)
+        self._flush_soon()
+
+    def lost(self, item_id: int) -> None:
+        self._retry.append(item_id)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._flushing is None or not self._flushing.active():
+            self._flushing = self.clock.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        done, self._done = self._done, []
+        retry, self._retry = self._retry, []
+        if done:
+            d = self.store.write(outbox.done, done)
+            d.addErrback(lambda f: _log.failure("outbox: marking rows done failed", f))
+        if retry:
+            later = self.clock.seconds() + self.config.outbox_retry
+            d = self.store.write(outbox.retry, retry, later)
+            d.addErrback(lambda f: _log.failure("outbox: putting rows back failed", f))
+        if done:
+            self.wake()
+
+
+def _deliver_sm(item: outbox.Item) -> tuple[dict, dict]:
+    tlvs = decode_tlvs(item.tlvs) if item.tlvs else {}
+    if type(tlvs) is PduError:
+        tlvs = {}
+    body = item.body
+    if len(body) > 254:
+        tlvs[Tag.message_payload], body = body, b""
+    destination = item.destination
+    return {
+        "source_addr_ton": item.source_ton,
+        "source_addr_npi": item.source_npi,
+        "source_addr": item.source,
+        # The client's own sender, as it gave it: a number, or an alphanumeric name.
+        "dest_addr_ton": 1
+        if destination.isdigit() and len(destination) > 6
+        else (0 if destination.isdigit() else 5),
+        "dest_addr_npi": 1 if destination.isdigit() else 0,
+        "destination_addr": destination,
+        "esm_class": item.esm_class,
+        "data_coding": item.data_coding,
+        "short_message": body,
+    }, tlvs

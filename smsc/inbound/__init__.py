@@ -1,0 +1,1 @@
+"""Traffic from carriers: delivery receipts, and (later) subscriber replies."""

@@ -1,0 +1,113 @@
+"""What carriers deliver to the switch: receipts settle our messages (and queue the clients'
+own receipts); subscriber replies come with the opt-out issue.
+
+A carrier's deliver_sm is answered only once what it said is committed: if the switch dies
+first, the carrier sends it again.
+"""
+
+from collections.abc import Callable
+
+from twisted.logger import Logger
+
+from ..protocol import text as sms_text
+from ..protocol.constants import ESM_UDHI, Status
+from ..protocol.pdu import Pdu, encode_tlvs
+from ..store import queue
+from ..store.messages import Message, State
+from ..store.queue import Settle
+from . import receipts
+
+_log = Logger()
+
+
+def client_receipt(
+    message: Message, state: State, error: int, parts: int, now: float
+) -> tuple[bytes, bytes]:
+    """A receipt for our client (a `queue.ReceiptMaker`): the appendix B text and the TLVs,
+    with the id the client knows the message by."""
+    client_id = str(message.multi_id or message.id)
+    body = message.body
+    if message.esm_class & ESM_UDHI and body:
+        body = body[body[0] + 1 :]
+    text = sms_text.decode(message.data_coding, body) or ""
+    short_message = receipts.format_text(
+        client_id, state, message.submitted_at, now, error, text, parts
+    )
+    return short_message, encode_tlvs(receipts.receipt_tlvs(client_id, state, error))
+
+
+class Inbound:
+    def __init__(
+        self,
+        store,
+        clock,
+        settle: Callable[[], Settle],
+        before_receipts: Callable[[], None],
+        after_receipts: Callable[[], None],
+    ):
+        self.store = store
+        self.clock = clock
+        self._settle = settle
+        self._before = before_receipts  # the dispatcher's flush: the parts go in first
+        self._after = after_receipts  # wake the outbox: client receipts may be waiting
+        self._pending: list[tuple] = []
+        self._flushing = None
+        self.receipts = 0
+        self.unmatched = 0
+
+    def deliver(self, link, pdu: Pdu) -> None:
+        """A deliver_sm (or data_sm) from a carrier link."""
+        receipt = receipts.parse(pdu)
+        if receipt is None:
+            if receipts.is_receipt(pdu) or receipts.is_acknowledgement(pdu):
+                self.unmatched += receipts.is_receipt(pdu)
+                _log.warn("unreadable receipt from {carrier}", carrier=link.carrier.name)
+                link.respond(pdu)  # taken: offering it again would not make it readable
+            else:
+                # A subscriber's reply: not handled yet. A temporary error keeps it at the
+                # carrier, which will offer it again, rather than losing it here.
+                link.respond(pdu, Status.RX_T_APPN)
+            link.flush()
+            return
+        self._pending.append((link, pdu, receipt))
+        if self._flushing is None:
+            self._flushing = self.clock.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        batch, self._pending = self._pending, []
+        self._before()
+        work = [
+            (link.carrier.name, receipts.candidates(r.carrier_id), r.state or State.UNKNOWN,
+             r.error)
+            for link, _, r in batch
+        ]  # fmt: skip
+        d = self.store.write(queue.record_receipts, work, self._settle())
+        d.addCallback(self._recorded, batch)
+        d.addErrback(self._failed, batch)
+
+    def _recorded(self, matched: list[bool], batch: list[tuple]) -> None:
+        links = set()
+        for (link, pdu, receipt), ok in zip(batch, matched, strict=True):
+            self.receipts += 1
+            if not ok:
+                self.unmatched += 1
+                _log.warn(
+                    "receipt from {carrier} for an id we did not send: {carrier_id}",
+                    carrier=link.carrier.name,
+                    carrier_id=receipt.carrier_id,
+                )
+            link.respond(pdu)
+            links.add(link)
+        for link in links:
+            link.flush()
+        self._after()
+
+    def _failed(self, failure, batch: list[tuple]) -> None:
+        _log.failure("recording receipts failed", failure)
+        links = set()
+        for link, pdu, _ in batch:
+            link.respond(pdu, Status.RX_T_APPN)  # the carrier will send them again
+            links.add(link)
+        for link in links:
+            link.flush()

@@ -1,0 +1,1 @@
+"""Getting messages to carriers: route choice, carrier links, the dispatcher."""

@@ -1,0 +1,255 @@
+"""The dispatcher: claims due messages from the store, only as many as the carriers can take,
+routes each to a bound carrier (failing over by priority), cuts long texts into parts the
+carrier's way, and writes back what happened to them, a batch per reactor turn.
+
+At-least-once: a message is SENDING in the store from its claim until every part is taken
+(ENROUTE) or it is put back. A process that dies in between sends those messages again after
+its restart, so a carrier can get twice what was in flight at the cut, never less.
+"""
+
+from collections.abc import Callable
+
+from twisted.logger import Logger
+
+from ..config import QueueConfig
+from ..protocol import concat
+from ..protocol.constants import ESM_UDHI, Tag
+from ..protocol.pdu import PduError, decode_tlvs
+from ..store import queue
+from ..store.queue import Due, Settle
+from .links import Carrier, Part
+from .router import Router
+
+_log = Logger()
+_IDLE = 0.5  # seconds between claims while nothing is due and nothing wakes us
+
+
+class Outgoing:
+    """A claimed message on its way to a carrier."""
+
+    __slots__ = ("due", "carrier", "pending", "finished")
+
+    def __init__(self, due: Due, carrier: Carrier):
+        self.due = due
+        self.carrier = carrier
+        self.pending = 0  # parts not yet taken
+        self.finished = False  # taken, refused or given back: its leftovers are skipped
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store,
+        clock,
+        carriers: list[Carrier],
+        router: Router,
+        config: QueueConfig,
+        settle: Callable[[], Settle],
+        ported: Callable,
+        normalise: Callable[[str], str],
+    ):
+        self.store = store
+        self.clock = clock
+        self.carriers = carriers
+        self.router = router
+        self.config = config
+        self._settle = settle  # what settling needs, as of now
+        self._ported = ported
+        self._normalise = normalise
+        self._by_name = {c.name: c for c in carriers}
+        self._claiming = False
+        self._timer = None
+        self._flushing = None
+        self._parts: list[tuple] = []
+        self._sent: list[tuple[int, str]] = []
+        self._failed: list[tuple[int, str, int]] = []
+        self._back: list[int] = []
+        self._later: list[int] = []
+
+    def attach(self, carriers: list[Carrier]) -> None:
+        """The carriers, made after the dispatcher since they report to it."""
+        self.carriers = carriers
+        self._by_name = {c.name: c for c in carriers}
+
+    def start(self):
+        """Deferred: messages left in flight by the last run are queued again first."""
+        d = self.store.write(queue.release_in_flight, self.clock.seconds())
+        d.addCallback(self._released)
+        return d
+
+    def _released(self, count: int) -> None:
+        if count:
+            _log.info("{count} messages in flight at the last stop are queued again", count=count)
+        self.wake()
+
+    def stop(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def wake(self, delay: float = 0.0) -> None:
+        """Claim soon: new messages, or room on a carrier."""
+        if self._timer is not None and self._timer.active():
+            if self._timer.getTime() <= self.clock.seconds() + delay:
+                return
+            self._timer.cancel()
+        self._timer = self.clock.callLater(delay, self._claim)
+
+    # -- claiming and routing --------------------------------------------------------------
+
+    def _claim(self) -> None:
+        self._timer = None
+        if self._claiming:
+            return
+        room = sum(max(0, c.room()) for c in self.carriers)
+        if room <= 0:
+            return self.wake(_IDLE)
+        limit = min(room, self.config.claim_batch)
+        self._claiming = True
+        d = self.store.write(queue.claim, self.clock.seconds(), limit, self._ported)
+        d.addCallback(self._claimed, limit)
+        d.addErrback(self._claim_failed)
+
+    def _claimed(self, due: list[Due], limit: int) -> None:
+        self._claiming = False
+        for message in due:
+            self._route(message)
+        self._flush_soon()
+        # A full batch: more may be due at once. Otherwise rest until woken.
+        self.wake(0.0 if len(due) == limit else _IDLE)
+
+    def _claim_failed(self, failure) -> None:
+        self._claiming = False
+        _log.failure("claiming due messages failed", failure)
+        self.wake(_IDLE)
+
+    def _route(self, due: Due) -> None:
+        for name in self.router.candidates(due.destination, due.ported_to):
+            carrier = self._by_name.get(name)
+            if carrier is not None and carrier.bound:
+                out = Outgoing(due, carrier)
+                parts = self._cut(out)
+                out.pending = len(parts)
+                carrier.enqueue(parts)
+                return
+        self._later.append(due.id)  # no carrier can take it now: it waits in the queue
+
+    def _cut(self, out: Outgoing) -> list[Part]:
+        """The submit_sm PDUs of a message, in the carrier's way for long texts."""
+        due = out.due
+        tlvs = decode_tlvs(due.tlvs) if due.tlvs else {}
+        if type(tlvs) is PduError:
+            tlvs = {}
+        params = {
+            "service_type": due.service_type,
+            "source_addr_ton": due.source_ton,
+            "source_addr_npi": due.source_npi,
+            "source_addr": due.source,
+            "dest_addr_ton": 1,
+            "dest_addr_npi": 1,
+            "destination_addr": due.destination,
+            "esm_class": due.esm_class & ~0x3C,  # the message type bits are ours to set
+            "protocol_id": due.protocol_id,
+            "priority_flag": due.priority,
+            "registered_delivery": 1,  # always: receipts settle the message
+            "data_coding": due.data_coding,
+        }
+        body = due.body
+        # A client that cut its text itself (UDH) has its parts go as they are.
+        udhi = due.esm_class & ESM_UDHI
+        chunks = [body] if udhi else concat.split_bytes(body, due.data_coding)
+        method = out.carrier.config.long_messages
+        if len(chunks) == 1 and len(body) <= 254:
+            return [Part(out, 1, {**params, "short_message": body}, tlvs)]
+        if method == "payload" or len(chunks) == 1:
+            return [Part(out, 1, {**params, "short_message": b""},
+                         {**tlvs, Tag.message_payload: body}, cost=len(chunks))]  # fmt: skip
+        total, parts = len(chunks), []
+        for seq, chunk in enumerate(chunks, start=1):
+            if method == "sar":
+                extra = {
+                    Tag.sar_msg_ref_num: due.id & 0xFFFF,
+                    Tag.sar_total_segments: total,
+                    Tag.sar_segment_seqnum: seq,
+                }
+                parts.append(Part(out, seq, {**params, "short_message": chunk}, {**tlvs, **extra}))
+            else:
+                head = concat.udh(due.id & 0xFF, total, seq)
+                p = {**params, "short_message": head + chunk, "esm_class": params["esm_class"]
+                     | ESM_UDHI}  # fmt: skip
+                parts.append(Part(out, seq, p, tlvs))
+        return parts
+
+    # -- what carriers did with the parts (Carrier.events) ---------------------------------
+
+    def part_sent(self, part: Part, carrier_id: str) -> None:
+        out = part.message
+        if out.finished:
+            return
+        self._parts.append((out.due.id, part.seq, out.carrier.name, self._normalise(carrier_id)))
+        out.pending -= 1
+        if out.pending == 0:
+            out.finished = True
+            self._sent.append((out.due.id, out.carrier.name))
+        self._flush_soon()
+
+    def part_failed(self, part: Part, status: int) -> None:
+        out = part.message
+        if not out.finished:
+            out.finished = True
+            self._failed.append((out.due.id, out.carrier.name, status))
+            self._flush_soon()
+
+    def part_lost(self, part: Part) -> None:
+        """No answer, or the link went: the whole message goes back to the queue."""
+        out = part.message
+        if not out.finished:
+            out.finished = True
+            self._back.append(out.due.id)
+            self._flush_soon()
+
+    def carrier_down(self, carrier: Carrier) -> None:
+        """Its last link went: what it still had queued goes back, to fail over."""
+        for part in carrier.take_queue():
+            self.part_lost(part)
+
+    def room_changed(self) -> None:
+        self.wake()
+
+    # -- writing it down -------------------------------------------------------------------
+
+    def _flush_soon(self) -> None:
+        if self._flushing is None:
+            self._flushing = self.clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """Write what happened since the last flush: one store batch (receipts call this first,
+        so that the parts they match are stored before them)."""
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
+        self._flushing = None
+        now = self.clock.seconds()
+        parts, self._parts = self._parts, []
+        sent, self._sent = self._sent, []
+        failed, self._failed = self._failed, []
+        back, self._back = self._back, []
+        later, self._later = self._later, []
+        settle = self._settle()
+        write = self.store.write
+        if parts:
+            write(queue.record_parts, parts, now).addErrback(self._failed_write, "parts")
+        if sent:
+            write(queue.mark_sent, sent, settle).addErrback(self._failed_write, "sent")
+        if failed:
+            write(queue.fail, failed, settle).addErrback(self._failed_write, "refusals")
+        if back:
+            write(queue.put_back, back, now, now).addErrback(self._failed_write, "put back")
+        if later:
+            due = now + self.config.retry_delay
+            write(queue.put_back, later, due, now).addErrback(self._failed_write, "put back")
+        if back:
+            self.wake()
+
+    def _failed_write(self, failure, what: str) -> None:
+        # The messages stay SENDING in the store: the next start queues them again.
+        _log.failure("recording {what} failed", failure, what=what)

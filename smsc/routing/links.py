@@ -1,0 +1,250 @@
+"""Carrier links: the switch's own binds to a carrier, and the carrier's queue of parts.
+
+Each `[[carriers]]` entry keeps `binds` transceiver sessions, each a `LinkFactory` that
+reconnects with exponential backoff and jitter (Twisted's ReconnectingClientFactory: one
+connection at a time per bind, so never a second socket while one is open). The carrier sends
+its queue in order over the bound links, at most `window` outstanding per link and `tps` parts
+a second for the carrier as a whole; a carrier that says ESME_RTHROTTLED or ESME_RMSGQFUL is
+paused with a growing backoff, and the refused part goes back to the head of its queue.
+"""
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.protocol import ReconnectingClientFactory
+from twisted.logger import Logger
+
+from ..config import CarrierConfig
+from ..protocol.adapter import SessionProtocol
+from ..protocol.constants import Command, Status
+from ..protocol.pdu import Pdu
+from ..protocol.session import Closed, Response, Role, Timeout, Timers
+from ..protocol.throttle import TokenBucket
+
+_log = Logger()
+_SLOW_DOWN = (Status.RTHROTTLED, Status.RMSGQFUL)
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 10.0
+
+
+@dataclass(eq=False, slots=True)
+class Part:
+    """One submit_sm of a message on its way. `message` is the dispatcher's own record."""
+
+    message: Any
+    seq: int
+    params: dict
+    tlvs: dict = field(default_factory=dict)
+    cost: int = 1  # parts on the air (a long text in message_payload costs one per part)
+
+
+class Carrier:
+    """One carrier: its links, its queue of parts, its throughput and its back-off.
+
+    The dispatcher gives it parts with `enqueue` and hears back through `events`, an object
+    with `part_sent(part, carrier_id)`, `part_failed(part, status)`, `part_lost(part)`,
+    `carrier_down(carrier)` (its last link went: the queued parts must go elsewhere) and
+    `room_changed()` (a link bound: it can take more)."""
+
+    def __init__(self, config: CarrierConfig, clock, events, on_deliver: Callable):
+        self.config = config
+        self.name = config.name
+        self.clock = clock
+        self.events = events
+        self.on_deliver = on_deliver  # (link, pdu): a deliver_sm from the carrier
+        self.links: list[CarrierLink] = []  # bound
+        self.queue: deque[Part] = deque()
+        self.bucket = TokenBucket(config.tps, clock.seconds())
+        self.factories = [LinkFactory(self, i) for i in range(config.binds)]
+        self.throttled = 0  # how many times it said slow down
+        self._paused_until = 0.0
+        self._backoff = 0.0
+        self._wakeup = None
+        self._next = 0  # round robin over the links
+
+    # -- for the dispatcher ----------------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.links)
+
+    def room(self) -> int:
+        """How many more parts it is worth giving it now: a second of its throughput, less
+        what it has queued already."""
+        return self.config.tps - len(self.queue) if self.links else 0
+
+    def enqueue(self, parts: list[Part]) -> None:
+        self.queue.extend(parts)
+        self.pump()
+
+    def take_queue(self) -> list[Part]:
+        parts, self.queue = list(self.queue), deque()
+        return parts
+
+    def pump(self) -> None:
+        """Send from the head of the queue while a link has room, the throughput allows, and
+        the carrier is not paused."""
+        if not self.queue:
+            return
+        now = self.clock.seconds()
+        if now < self._paused_until:
+            return self._wake_at(self._paused_until - now)
+        sent = set()
+        while self.queue:
+            if self.queue[0].message.finished:  # a leftover of a message that ended
+                self.queue.popleft()
+                continue
+            link = self._free_link()
+            if link is None:
+                break
+            if not self.bucket.take(self.queue[0].cost, now):
+                self._wake_at(self.bucket.wait(now))
+                break
+            part = self.queue.popleft()
+            link.send(Command.submit_sm, part.params, part.tlvs, context=part)
+            sent.add(link)
+        for link in sent:
+            link.flush()
+
+    # -- from the links --------------------------------------------------------------------
+
+    def link_bound(self, link: "CarrierLink") -> None:
+        self.links.append(link)
+        _log.info("carrier {name} bound ({n}/{binds})", name=self.name, n=len(self.links),
+                  binds=self.config.binds)  # fmt: skip
+        self.events.room_changed()
+        self.pump()
+
+    def link_closed(self, link: "CarrierLink", event: Closed) -> None:
+        if link in self.links:
+            self.links.remove(link)
+            _log.info("carrier {name} link closed: {reason}", name=self.name, reason=event.reason)
+        for part in event.unanswered:
+            self.events.part_lost(part)
+        if not self.links:
+            self.events.carrier_down(self)
+        else:
+            self.pump()
+
+    def response(self, link: "CarrierLink", event: Response) -> None:
+        part, status = event.context, event.pdu.status
+        if status == Status.ROK:
+            self._backoff = 0.0
+            self.events.part_sent(part, event.pdu.params.get("message_id", ""))
+        elif status in _SLOW_DOWN:
+            self.throttled += 1
+            self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
+            self._paused_until = self.clock.seconds() + self._backoff
+            self.queue.appendleft(part)  # no reordering: it goes first when the pause ends
+        else:
+            self.events.part_failed(part, status)
+        self.pump()
+
+    def timeout(self, event: Timeout) -> None:
+        self.events.part_lost(event.context)
+        self.pump()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _free_link(self) -> "CarrierLink | None":
+        for i in range(len(self.links)):
+            link = self.links[(self._next + i) % len(self.links)]
+            if link.session.out_free > 0:
+                self._next = (self._next + i + 1) % len(self.links)
+                return link
+        return None
+
+    def _wake_at(self, delay: float) -> None:
+        if self._wakeup is None or not self._wakeup.active():
+            self._wakeup = self.clock.callLater(delay, self.pump)
+
+    def stop(self) -> None:
+        """Stop reconnecting and unbind the links."""
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        for factory in self.factories:
+            factory.stopTrying()
+        for link in list(self.links):
+            link.unbind()
+
+
+class CarrierLink(SessionProtocol):
+    """One bind to a carrier, ESME side."""
+
+    role = Role.ESME
+
+    def __init__(self, carrier: Carrier, timers: Timers):
+        super().__init__(carrier.clock, out_window=carrier.config.window, timers=timers)
+        self.carrier = carrier
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        c = self.carrier.config
+        self.send(
+            Command.bind_transceiver,
+            {
+                "system_id": c.system_id,
+                "password": c.password,
+                "system_type": c.system_type,
+                "interface_version": 0x34,
+            },
+        )
+        self.flush()
+
+    def on_response(self, event: Response) -> None:
+        if event.request is Command.bind_transceiver:
+            if event.pdu.status == Status.ROK:
+                self.factory.resetDelay()
+                self.carrier.link_bound(self)
+            else:
+                _log.warn("carrier {name} refused the bind: {status}", name=self.carrier.name,
+                          status=_status_name(event.pdu.status))  # fmt: skip
+                self.transport.loseConnection()
+            return
+        self.carrier.response(self, event)
+
+    def on_timeout(self, event: Timeout) -> None:
+        self.carrier.timeout(event)
+
+    def on_request(self, pdu: Pdu) -> None:
+        if pdu.command is Command.deliver_sm or pdu.command is Command.data_sm:
+            self.carrier.on_deliver(self, pdu)
+        else:  # alert_notification, outbind: nothing to do with them
+            if pdu.command.response is not None:
+                self.respond(pdu, Status.RINVCMDID)
+
+    def on_closed(self, event: Closed) -> None:
+        self.carrier.link_closed(self, event)
+
+
+class LinkFactory(ReconnectingClientFactory):
+    """Keeps one bind to the carrier, reconnecting with exponential backoff and jitter."""
+
+    noisy = False
+    initialDelay = 0.5
+    maxDelay = 30.0
+    factor = 2.0
+    jitter = 0.2
+
+    def __init__(self, carrier: Carrier, index: int):
+        self.carrier = carrier
+        self.index = index
+        self.clock = carrier.clock
+        self.timers = Timers(session_init=0, enquire_link=30.0, inactivity=0, response=30.0)
+
+    def buildProtocol(self, addr) -> CarrierLink:
+        link = CarrierLink(self.carrier, self.timers)
+        link.factory = self
+        return link
+
+    def connect(self, reactor) -> None:
+        c = self.carrier.config
+        reactor.connectTCP(c.host, c.port, self, timeout=10)
+
+
+def _status_name(status: int) -> str:
+    try:
+        return Status(status).name
+    except ValueError:
+        return f"0x{status:08x}"

@@ -1,0 +1,80 @@
+"""The outbox: deliver_sm waiting for a client (receipts now, subscriber replies later).
+
+A row is PENDING until a node with a receiver bind of its account claims it (SENDING); the
+client's deliver_sm_resp makes it DONE, a failure makes it PENDING again a little later, and
+one that waited longer than the retention ends EXPIRED. At-least-once: a node that stops with
+rows SENDING gives them back at its next start.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from .schema import outbox
+
+PENDING, SENDING, DONE, EXPIRED = "PENDING", "SENDING", "DONE", "EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: int
+    account_id: int
+    source_ton: int
+    source_npi: int
+    source: str
+    destination: str
+    esm_class: int
+    data_coding: int
+    body: bytes
+    tlvs: bytes
+
+
+_COLUMNS = [outbox.c[name] for name in Item.__slots__]
+
+
+def release_in_flight(conn: Connection, now: float) -> int:
+    result = conn.execute(
+        update(outbox).where(outbox.c.state == SENDING).values(state=PENDING, due_at=now)
+    )
+    return result.rowcount
+
+
+def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> list[Item]:
+    """Up to `limit` due rows of these accounts, oldest first, marked SENDING. Rows past
+    their retention are expired on the way."""
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.state == PENDING, outbox.c.expires_at <= now)
+        .values(state=EXPIRED)
+    )
+    due = (
+        select(outbox.c.id)
+        .where(
+            outbox.c.state == PENDING,
+            outbox.c.account_id.in_(account_ids),
+            outbox.c.due_at <= now,
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(state=SENDING, attempts=outbox.c.attempts + 1)
+        .returning(*_COLUMNS)
+    ).all()
+    return sorted((Item(*row) for row in rows), key=lambda item: item.id)
+
+
+def done(conn: Connection, ids: list[int]) -> None:
+    conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(state=DONE))
+
+
+def retry(conn: Connection, ids: list[int], due_at: float) -> None:
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(ids), outbox.c.state == SENDING)
+        .values(state=PENDING, due_at=due_at)
+    )

@@ -1,0 +1,244 @@
+"""The queue's moves, as the dispatcher and the receipt handler make them: claim what is due,
+record what carriers took, put back what did not go, and settle messages from their receipts
+(queueing the client's own receipt in the outbox when it asked for one)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from ..protocol.constants import ESM_RECEIPT
+from .messages import FINAL, Message, State
+from .schema import message_parts, messages, outbox
+
+# How bad a final state is, to settle a message whose parts ended differently.
+_SEVERITY = {
+    State.DELIVERED: 0,
+    State.UNKNOWN: 1,
+    State.DELETED: 2,
+    State.EXPIRED: 3,
+    State.UNDELIVERABLE: 4,
+    State.REJECTED: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A claimed message, with what the dispatcher needs to send it."""
+
+    id: int
+    account_id: int
+    service_type: str
+    source_ton: int
+    source_npi: int
+    source: str
+    destination: str
+    esm_class: int
+    protocol_id: int
+    priority: int
+    registered_delivery: int
+    data_coding: int
+    body: bytes
+    tlvs: bytes
+    due_at: float
+    ported_to: str | None
+
+
+_DUE_COLUMNS = [messages.c[name] for name in Due.__slots__ if name != "ported_to"]
+
+
+def release_in_flight(conn: Connection, now: float) -> int:
+    """At start: messages that were on their way when the process stopped go back to the queue
+    (at-least-once: a carrier may have taken some of them already)."""
+    result = conn.execute(
+        update(messages)
+        .where(messages.c.state == State.SENDING)
+        .values(state=State.ACCEPTED, due_at=now, updated_at=now)
+    )
+    return result.rowcount
+
+
+def claim(conn: Connection, now: float, limit: int, ported) -> list[Due]:
+    """Take up to `limit` due messages, oldest due first, and mark them SENDING. `ported`
+    (numbers → {number: carrier}) is asked once for the whole batch."""
+    due = (
+        select(messages.c.id)
+        .where(messages.c.state == State.ACCEPTED, messages.c.due_at <= now)
+        .order_by(messages.c.due_at, messages.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(due.scalar_subquery()))
+        .values(state=State.SENDING, updated_at=now, attempts=messages.c.attempts + 1)
+        .returning(*_DUE_COLUMNS)
+    ).all()
+    if not rows:
+        return []
+    # A message sent again starts over: the parts of an earlier, cut attempt are forgotten.
+    conn.execute(message_parts.delete().where(message_parts.c.message_id.in_([r.id for r in rows])))
+    carriers = ported(conn, list({row.destination for row in rows}))
+    rows.sort(key=lambda row: (row.due_at, row.id))
+    return [Due(*row, carriers.get(row.destination)) for row in rows]
+
+
+def put_back(conn: Connection, ids: list[int], due_at: float, now: float) -> None:
+    """Messages that did not go (no carrier bound, a cut connection) wait in the queue again."""
+    conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.state == State.SENDING)
+        .values(state=State.ACCEPTED, due_at=due_at, updated_at=now)
+    )
+
+
+def record_parts(conn: Connection, parts: list[tuple], now: float) -> None:
+    """Carriers took these parts: (message_id, seq, carrier, carrier_id normalised)."""
+    if parts:
+        conn.execute(
+            message_parts.insert(),
+            [
+                {"message_id": m, "seq": seq, "carrier": carrier, "carrier_id": cid,
+                 "state": State.ENROUTE, "sent_at": now, "updated_at": now}
+                for m, seq, carrier, cid in parts
+            ],
+        )  # fmt: skip
+
+
+# Builds a client receipt's (short_message, TLVs) from the message, its final state, its error
+# and its number of parts: the text format is the protocol's business, not the store's.
+ReceiptMaker = Callable[[Message, State, int, int, float], tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """What settling a message needs besides the database."""
+
+    now: float
+    retention: float  # how long a client receipt waits in the outbox
+    receipt: ReceiptMaker
+
+
+def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> None:
+    """Every part of these messages was taken: (message_id, carrier). They wait for receipts
+    (ENROUTE); one whose receipts all came already is settled at once."""
+    if not sent:
+        return
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == bindparam("mid"), messages.c.state == State.SENDING)
+        .values(state=State.ENROUTE, carrier=bindparam("to"), updated_at=how.now),
+        [{"mid": m, "to": carrier} for m, carrier in sent],
+    )
+    # Receipts may have come for some parts already (a fast carrier): settle those messages.
+    early = conn.execute(
+        select(message_parts.c.message_id)
+        .where(
+            message_parts.c.message_id.in_([m for m, _ in sent]),
+            message_parts.c.state.in_(FINAL),
+        )
+        .distinct()
+    ).scalars()
+    for message_id in early.all():
+        _settle_if_done(conn, message_id, how)
+
+
+def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> None:
+    """Carriers refused these messages for good: (message_id, carrier, status)."""
+    for message_id, carrier, status in failed:
+        done = conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id, messages.c.state == State.SENDING)
+            .values(state=State.REJECTED, carrier=carrier, error=status, updated_at=how.now)
+        )
+        if done.rowcount:
+            _queue_receipt(conn, message_id, State.REJECTED, status, how)
+
+
+def record_receipts(
+    conn: Connection, receipts: list[tuple[str, tuple[str, ...], State, int]], how: Settle
+) -> list[bool]:
+    """Apply carriers' receipts: (carrier, id candidates, state, error). Returns, for each,
+    whether it matched a part we sent."""
+    matched = []
+    for carrier, candidates, state, error in receipts:
+        part = None
+        for candidate in candidates:  # the exact form first, converted forms after
+            part = conn.execute(
+                select(message_parts.c.message_id, message_parts.c.seq)
+                .where(message_parts.c.carrier == carrier, message_parts.c.carrier_id == candidate)
+                .order_by(message_parts.c.sent_at.desc())
+                .limit(1)
+            ).first()
+            if part is not None:
+                break
+        matched.append(part is not None)
+        if part is None:
+            continue
+        conn.execute(
+            update(message_parts)
+            .where(message_parts.c.message_id == part.message_id, message_parts.c.seq == part.seq)
+            .values(state=state, updated_at=how.now)
+        )
+        if state in FINAL:
+            if error:
+                conn.execute(
+                    update(messages).where(messages.c.id == part.message_id).values(error=error)
+                )
+            _settle_if_done(conn, part.message_id, how)
+    return matched
+
+
+def _settle_if_done(conn: Connection, message_id: int, how: Settle) -> None:
+    """A message whose parts are all taken and all final gets its final state: DELIVERED when
+    every part was, else the worst of them."""
+    row = conn.execute(
+        select(messages.c.state, messages.c.error).where(messages.c.id == message_id)
+    ).first()
+    if row is None or row.state != State.ENROUTE:
+        return
+    states = conn.execute(
+        select(message_parts.c.state).where(message_parts.c.message_id == message_id)
+    ).scalars().all()  # fmt: skip
+    if not states or any(s not in FINAL for s in states):
+        return
+    final = max((State(s) for s in states), key=_SEVERITY.__getitem__)
+    conn.execute(
+        update(messages).where(messages.c.id == message_id).values(state=final, updated_at=how.now)
+    )
+    _queue_receipt(conn, message_id, final, row.error or 0, how)
+
+
+def _queue_receipt(
+    conn: Connection, message_id: int, state: State, error: int, how: Settle
+) -> None:
+    """The client's receipt, if it asked for one (registered_delivery bits 0-1: 1 always,
+    2 on failure only)."""
+    row = conn.execute(select(messages).where(messages.c.id == message_id)).one()
+    wanted = row.registered_delivery & 3
+    if not (wanted == 1 or (wanted == 2 and state != State.DELIVERED)):
+        return
+    parts = conn.execute(
+        select(func.count()).where(message_parts.c.message_id == message_id)
+    ).scalar()
+    body, tlvs = how.receipt(Message(**row._mapping), state, error, parts or 1, how.now)
+    conn.execute(
+        outbox.insert().values(
+            account_id=row.account_id,
+            message_id=message_id,
+            source_ton=1,
+            source_npi=1,
+            source=row.destination,
+            destination=row.source,
+            esm_class=ESM_RECEIPT,
+            data_coding=0,
+            body=body,
+            tlvs=tlvs,
+            state="PENDING",
+            attempts=0,
+            created_at=how.now,
+            due_at=how.now,
+            expires_at=how.now + how.retention,
+        )
+    )

@@ -1,0 +1,166 @@
+"""Admin routes and the number portability table in the store."""
+
+import os
+
+import pytest
+from sqlalchemy import select
+
+from smsc.store import db, routing
+from smsc.store.routing import RoutingError
+from smsc.store.schema import mnp
+
+
+def test_routes(engine):
+    with db.writing(engine) as conn:
+        assert routing.all_routes(conn) == []
+        assert routing.add_route(conn, "3366", "orange", 2) is None
+        assert routing.add_route(conn, "+3366", "sfr", 1) is None  # a leading + is dropped
+        assert routing.add_route(conn, "44", "orange", 1) is None
+    with engine.connect() as conn:
+        assert routing.all_routes(conn) == [
+            ("3366", "sfr", 1),
+            ("3366", "orange", 2),
+            ("44", "orange", 1),
+        ]
+    with db.writing(engine) as conn:
+        assert routing.add_route(conn, "3366", "orange", 0) == 2  # changed: the old priority
+        assert routing.remove_route(conn, "44", "orange") is True
+        assert routing.remove_route(conn, "44", "orange") is False
+        assert routing.remove_route(conn, "3366", "bouygues") is False
+    with engine.connect() as conn:
+        assert routing.all_routes(conn) == [("3366", "orange", 0), ("3366", "sfr", 1)]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "carrier", "priority", "message"),
+    [
+        ("", "orange", 1, "is not 1 to 15 E.164 digits"),
+        ("33a", "orange", 1, "is not 1 to 15 E.164 digits"),
+        ("1" * 16, "orange", 1, "is not 1 to 15 E.164 digits"),
+        ("٣٣", "orange", 1, "is not 1 to 15 E.164 digits"),  # digits, but not ASCII
+        ("33", "", 1, "carrier name"),
+        ("33", "or-ange", 1, "carrier name"),
+        ("33", "o" * 33, 1, "carrier name"),
+        ("33", "orange", -1, "priority must be 0 or more"),
+    ],
+)
+def test_bad_routes(engine, prefix, carrier, priority, message):
+    with pytest.raises(RoutingError, match=message), db.writing(engine) as conn:
+        routing.add_route(conn, prefix, carrier, priority)
+    with engine.connect() as conn:
+        assert routing.all_routes(conn) == []
+
+
+def test_import_and_lookup(engine):
+    with db.writing(engine) as conn:
+        n = routing.import_mnp(
+            conn,
+            [
+                ("+33612345678", "sfr"),
+                ("0612345679", "orange"),
+                ("0033612345680", "bouygues"),
+                ("447911123456", "orange"),
+            ],
+        )
+        assert n == 4
+    with engine.connect() as conn:
+        assert routing.mnp_count(conn) == 4
+        assert routing.ported(conn, ["33612345678", "33612345679", "33699999999"]) == {
+            "33612345678": "sfr",
+            "33612345679": "orange",
+        }
+        assert routing.ported(conn, []) == {}
+        assert routing.ported(conn, ["447911123456", "447911123456"]) == {"447911123456": "orange"}
+
+
+def test_import_replaces_and_the_last_row_wins(engine):
+    with db.writing(engine) as conn:
+        routing.import_mnp(conn, [("33612345678", "sfr"), ("33612345679", "sfr")])
+    with db.writing(engine) as conn:
+        rows = [("33612345678", "orange"), ("0612345678", "bouygues"), ("33612345680", "free")]
+        assert routing.import_mnp(conn, rows) == 3
+    with engine.connect() as conn:
+        assert routing.mnp_count(conn) == 3
+        assert {n: c for n, c in conn.execute(select(mnp.c.number, mnp.c.carrier))} == {
+            "33612345678": "bouygues",
+            "33612345679": "sfr",
+            "33612345680": "free",
+        }
+
+
+def test_import_takes_any_iterable_in_chunks(engine, monkeypatch):
+    monkeypatch.setattr(routing, "IMPORT_CHUNK", 7)
+    rows = ((f"3361{i:07d}", "sfr") for i in range(100))  # a generator, read once
+    with db.writing(engine) as conn:
+        assert routing.import_mnp(conn, rows) == 100
+    with engine.connect() as conn:
+        assert routing.mnp_count(conn) == 100
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (("12", "sfr"), "is not a phone number"),
+        (("0712", "sfr"), "is not a phone number"),
+        (("abc", "sfr"), "is not a phone number"),
+        (("33612345678", "not a name"), "carrier name"),
+    ],
+)
+def test_a_bad_row_fails_the_import(engine, row, message):
+    with pytest.raises(RoutingError, match=message), db.writing(engine) as conn:
+        routing.import_mnp(conn, [("33612345677", "sfr"), row])
+    with engine.connect() as conn:
+        assert routing.mnp_count(conn) == 0  # rolled back with the transaction
+
+
+def test_ported_in_one_query_per_batch(engine):
+    numbers = [f"3361{i:07d}" for i in range(2000)]
+    with db.writing(engine) as conn:
+        routing.import_mnp(conn, [(n, "sfr") for n in numbers[::2]])
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        if "mnp" in statement:
+            statements.append(statement)
+
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with engine.connect() as conn:
+            found = routing.ported(conn, numbers[:500])
+            assert len(statements) == 1
+            assert found == {n: "sfr" for n in numbers[:500:2]}
+            found = routing.ported(conn, numbers)  # more than a batch: a few queries
+            assert found == {n: "sfr" for n in numbers[::2]}
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SMSC_TEST_PG_URL"), reason="set SMSC_TEST_PG_URL to a scratch database"
+)
+def test_postgresql():
+    engine = db.make_engine(os.environ["SMSC_TEST_PG_URL"])
+    try:
+        db.upgrade(engine)
+        with db.writing(engine) as conn:
+            conn.execute(mnp.delete())
+            rows = [("+33612345678", "sfr"), ("0612345678", "orange"), ("33612345679", "sfr")]
+            assert routing.import_mnp(conn, rows) == 3
+        with engine.connect() as conn:
+            assert routing.ported(conn, ["33612345678", "33612345679", "33612345670"]) == {
+                "33612345678": "orange",
+                "33612345679": "sfr",
+            }
+            assert routing.mnp_count(conn) == 2
+        many = [(f"3361{i:07d}", "sfr") for i in range(2500)] + [("33610000007", "orange")]
+        with db.writing(engine) as conn:
+            assert routing.import_mnp(conn, many) == 2501  # several statements
+        with engine.connect() as conn:
+            assert routing.mnp_count(conn) == 2502
+            assert routing.ported(conn, ["33610000007"]) == {"33610000007": "orange"}
+        with db.writing(engine) as conn:
+            conn.execute(mnp.delete())
+    finally:
+        engine.dispose()
