@@ -647,6 +647,9 @@ def message_show(ctx: Context, message_id: str, as_json: bool) -> None:
             "due_at": _iso(message.due_at),
             "expires_at": _iso(message.expires_at),
             "updated_at": _iso(message.updated_at),
+            "carrier": message.carrier or "",
+            "attempts": message.attempts,
+            "error": "" if message.error is None else f"0x{message.error:08x}",
         },
         as_json,
     )
