@@ -618,9 +618,16 @@ def test_flag_tlv_with_a_value(value):
 
 
 @pytest.mark.parametrize("tag", sorted(CSTRING_TLV_SIZES), ids=lambda t: t.name)
-@pytest.mark.parametrize("value", [b"", b"abc", b"a\0c\0"], ids=["empty", "no-nul", "inner-nul"])
+@pytest.mark.parametrize("value", [b"a\0c\0", b"a\0c"], ids=["inner-nul", "after-nul"])
 def test_cstring_tlv_that_is_not_a_cstring(tag, value):
     assert_error(decode(frame(ENQUIRE, tlv(tag, value))), Status.RINVOPTPARAMVAL)
+
+
+@pytest.mark.parametrize("tag", sorted(CSTRING_TLV_SIZES), ids=lambda t: t.name)
+@pytest.mark.parametrize("value", [b"", b"abc"], ids=["empty", "no-nul"])
+def test_cstring_tlv_without_its_nul_is_read_leniently(tag, value):
+    """Carriers that leave out the NUL of receipted_message_id still have their receipts read."""
+    assert decode(frame(ENQUIRE, tlv(tag, value))).tlvs == {tag: value.decode()}
 
 
 def test_tlvs_typed_by_the_spec():

@@ -402,10 +402,10 @@ def test_empty_receipted_message_id_falls_back_on_the_text():
 
 FRAGMENTS = st.sampled_from(
     [
-        "id:", "ID :", "sub:", "dlvrd:", "submit date:", "done_date:", "Submit _ date:", "stat:", "err:",
-        "text:", "Text:", "msgid:", "DELIVRD", "UNDELIV", "0x", "00B", "ſub:", "İd:",
-        "ＩＤ:", "123", "abc", "ff", " ", "  ", ",", ";", ":", "\x00", "\x11", "\n", "é", "\ud800",
-        "٣", "²",
+        "id:", "ID :", "sub:", "dlvrd:", "submit date:", "done_date:", "Submit _ date:",
+        "stat:", "err:", "text:", "Text:", "msgid:", "DELIVRD", "UNDELIV", "0x", "00B",
+        "ſub:", "İd:", "ＩＤ:", "123", "abc", "ff", " ", "  ", ",", ";", ":", "\x00", "\x11",
+        "\n", "é", "\ud800", "٣", "²",
     ]
 )  # fmt: skip
 ESM = st.one_of(st.sampled_from([0x04, 0x20, 0x44, 0x64, 0x00]), st.integers(0, 255))

@@ -152,7 +152,7 @@ def message_type(pdu: Pdu) -> int:
     """esm_class bits 2-5 of a deliver_sm / data_sm; -1 for other commands."""
     if pdu.command not in _CARRIERS_COMMANDS:
         return -1
-    esm = pdu.params.get("esm_class", 0)
+    esm = pdu.params.get("esm_class", 0) if isinstance(pdu.params, dict) else 0
     return esm & ESM_TYPE_MASK if isinstance(esm, int) else 0
 
 
@@ -214,24 +214,19 @@ _SCAN_LIMIT = 4096  # receipts are short; a huge message_payload is not read pas
 # Control octets become spaces: NUL padding, a GSM `_` (0x11) in "submit_date", CR/LF.
 _BLANK_CONTROLS = bytes.maketrans(bytes((*range(0x20), 0x7F)), b" " * 0x21)
 # Keys are found in a lower-cased copy (bytes.lower() touches A-Z only). Bytes, not str: the
-# same pattern runs ~40% faster, and no Unicode case folding ("ſub" is not "sub").
+# same pattern runs faster, and no Unicode case folding ("ſub" is not "sub"). The group takes
+# the whole key with its colon, so that split() gives the lengths to slice the original by.
 _KEY = re.compile(
-    rb"\b(id|msg_?id|message_?id|sub|dlvrd|submit[ _]*date|done[ _]*date|stat(?:e|us)?"
-    rb"|err(?:or)?|text) *:"
+    rb"(\b(?:id|msg_?id|message_?id|sub|dlvrd|submit[ _]*date|done[ _]*date|stat(?:e|us)?"
+    rb"|err(?:or)?|text) *:)"
 )
 _KEYS = {
     b"id": "id",
     b"msgid": "id",
-    b"msg_id": "id",
     b"messageid": "id",
-    b"message_id": "id",
     b"sub": "sub",
     b"dlvrd": "dlvrd",
-    b"submit date": "submitdate",
-    b"submit_date": "submitdate",
     b"submitdate": "submitdate",
-    b"done date": "donedate",
-    b"done_date": "donedate",
     b"donedate": "donedate",
     b"stat": "stat",
     b"state": "stat",
@@ -240,6 +235,9 @@ _KEYS = {
     b"error": "err",
     b"text": "text",
 }
+# The usual spellings, colon included, found without rewriting them.
+_SPELT = {k + b":": v for k, v in _KEYS.items()}
+_SPELT.update({b"submit date:": "submitdate", b"done date:": "donedate"})
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _BLANKS = " \t\r\n\x0b\x0c\x00"
 
@@ -274,21 +272,23 @@ def _fields(raw: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     if b":" not in raw:
         return fields
-    matches = list(_KEY.finditer(raw.lower()))
-    for i, match in enumerate(matches):
-        spelt = match.group(1)
-        key = _KEYS.get(spelt) or _KEYS[spelt.replace(b" ", b"").replace(b"_", b"")]
+    parts = _KEY.split(raw.lower())  # [before, key:, value, key:, value, ...]
+    pos = len(parts[0])
+    for i in range(1, len(parts), 2):
+        spelt = parts[i]
+        pos += len(spelt)
+        key = _SPELT.get(spelt) or _KEYS[spelt.replace(b" ", b"").replace(b"_", b"")[:-1]]
         if key == "text":
-            fields["text"] = raw[match.end() :].decode("latin-1").strip()
+            fields["text"] = raw[pos:].decode("latin-1").strip()
             break
-        if key in fields:
-            continue
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(raw)
-        words = raw[match.end() : end].split(None, 1)
-        value = words[0] if words else b""
-        if b"," in value or b";" in value:
-            value = value.replace(b";", b",").split(b",", 1)[0]
-        fields[key] = value.decode("latin-1")
+        size = len(parts[i + 1])
+        if key not in fields:
+            words = raw[pos : pos + size].split(None, 1)
+            value = words[0] if words else b""
+            if b"," in value or b";" in value:
+                value = value.replace(b";", b",").split(b",", 1)[0]
+            fields[key] = value.decode("latin-1")
+        pos += size
     return fields
 
 

@@ -446,9 +446,12 @@ def _read_tlvs(body: bytes, pos: int, end: int) -> dict[int, Any]:
         if kind == "x":
             tlvs[tag] = value
         elif kind == "c":
-            if not value.endswith(b"\0") or b"\0" in value[:-1]:
+            # Lenient: some carriers leave out the NUL of receipted_message_id. A value with
+            # octets after its NUL is still refused: that is no C-Octet String at all.
+            text, nul, rest = value.partition(b"\0")
+            if rest:
                 raise _Invalid(Status.RINVOPTPARAMVAL, f"{tag.name} is not a C-Octet String")
-            tlvs[tag] = value[:-1].decode("latin-1")
+            tlvs[tag] = text.decode("latin-1")
         elif kind == "0":
             if length:
                 raise _Invalid(Status.RINVPARLEN, f"{tag.name} has a value")
