@@ -21,9 +21,11 @@ class OutboxSender:
         self.config = config
         self._timer = None
         self._claiming = False
+        self._again = False  # woken while a claim was running: claim again at once after it
         self._flushing = None
         self._done: list[int] = []
         self._retry: list[int] = []
+        self._unsent: list[int] = []  # claimed, but no session had room: due again at once
         self.delivered = 0
 
     def start(self):
@@ -46,19 +48,26 @@ class OutboxSender:
     def _claim(self) -> None:
         self._timer = None
         if self._claiming:
+            self._again = True
             return
-        receivers = self.server.receivers()
-        room = sum(s.session.out_free for sessions in receivers.values() for s in sessions)
-        if room <= 0:
+        # Only the accounts that can take a deliver_sm now: a row claimed for a full window
+        # would wait for nothing.
+        rooms = {
+            account_id: room
+            for account_id, sessions in self.server.receivers().items()
+            if (room := sum(max(0, s.session.out_free) for s in sessions)) > 0
+        }
+        if not rooms:
             return self.wake(_IDLE)
-        limit = min(room, _BATCH)
+        limit = min(sum(rooms.values()), _BATCH)
         self._claiming = True
-        d = self.store.write(outbox.claim, list(receivers), self.clock.seconds(), limit)
+        d = self.store.write(outbox.claim, list(rooms), self.clock.seconds(), limit)
         d.addCallback(self._claimed, limit)
         d.addErrback(self._claim_failed)
 
     def _claim_failed(self, failure) -> None:
         self._claiming = False
+        self._again = False
         _log.failure("claiming the outbox failed", failure)
         self.wake(_IDLE)
 
@@ -71,7 +80,7 @@ class OutboxSender:
                 (s for s in receivers.get(item.account_id, ()) if s.session.out_free > 0), None
             )
             if session is None:  # it unbound meanwhile, or its window filled
-                self._retry.append(item.id)
+                self._unsent.append(item.id)
                 continue
             params, tlvs = _deliver_sm(item)
             session.send(Command.deliver_sm, params, tlvs, context=(self, item.id))
@@ -79,7 +88,8 @@ class OutboxSender:
         for session in used:
             session.flush()
         self._flush_soon()
-        self.wake(0.0 if len(items) == limit else _IDLE)
+        again, self._again = self._again, False
+        self.wake(0.0 if again or len(items) == limit else _IDLE)
 
     # -- answers, from the client sessions -------------------------------------------------
 
@@ -103,6 +113,10 @@ class OutboxSender:
         self._flushing = None
         done, self._done = self._done, []
         retry, self._retry = self._retry, []
+        unsent, self._unsent = self._unsent, []
+        if unsent:  # never sent: no reason to wait before the next try
+            d = self.store.write(outbox.retry, unsent, self.clock.seconds())
+            d.addErrback(lambda f: _log.failure("outbox: putting rows back failed", f))
         if done:
             d = self.store.write(outbox.done, done)
             d.addErrback(lambda f: _log.failure("outbox: marking rows done failed", f))

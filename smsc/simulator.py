@@ -5,7 +5,9 @@ It accepts any bind, acks submit_sm and data_sm with ids of its own, sends deliv
 after a delay (DELIVRD, or UNDELIV for a share of messages), answers ESME_RTHROTTLED above its
 TPS, and has an HTTP control endpoint on loopback to read what it received and inject
 subscriber replies (MO). Its ids differ in form between submit_sm_resp and receipts (leading
-zeros, case, maybe base), as real carriers' do: the switch must match them anyway.
+zeros, case, maybe base), as real carriers' do: the switch must match them anyway. For tests it
+can also record each submit to a file as it answers it (`--record`), refuse some destinations
+for good (`--refuse-prefix`) and answer late (`--resp-delay`).
 
 Everything runs on an injected clock; the sessions are the switch's own sans-IO `Session` on
 its Twisted adapter, so the simulator speaks exactly the SMPP the switch does.
@@ -161,9 +163,22 @@ class Simulator:
         receipt_tlvs: bool = True,
         seed: int | None = None,
         window: int = WINDOW,
+        record: str | None = None,
+        refuse: tuple[str, ...] = (),
+        resp_delay: float = 0.0,
     ):
         if receipt_id_format not in (None, *_FORMATS):
             raise ValueError(f"receipt_id_format must be one of {_FORMATS}")
+        # `record`: a file that gets one JSON line per submit it answered (accepted or refused
+        # for good, not throttled), flushed before the answer goes: what a test counts after
+        # killing the simulator. `refuse`: destination prefixes refused for good with
+        # ESME_RINVDSTADR (a carrier's permanent error). `resp_delay`: seconds before it
+        # answers a submit (a slow carrier, whose binds' windows stay full).
+        self._record = None
+        if record is not None:
+            self._record = open(record, "a", encoding="utf-8")  # noqa: SIM115 (lives as long)
+        self.refuse = tuple(refuse)
+        self.resp_delay = resp_delay
         self.name = name
         self.clock = clock
         self.config = config
@@ -187,6 +202,7 @@ class Simulator:
         self.records: deque[Received] = deque(maxlen=RECORDS_MAX)
         self.received = 0
         self.throttled = 0
+        self.refused = 0
         self.receipts_sent = self.receipts_acked = 0
         self.mo_sent = self.mo_acked = 0
         self.retries = 0
@@ -232,6 +248,14 @@ class Simulator:
         if not self._admit(now):
             self.throttled += 1
             return Status.RTHROTTLED, None
+        if self.refuse and pdu.params["destination_addr"].startswith(self.refuse):
+            self.refused += 1
+            if self._record is not None:
+                self._write_record(
+                    {"status": int(Status.RINVDSTADR), "command": pdu.command.name,
+                     "destination": pdu.params["destination_addr"], "received_at": now}
+                )  # fmt: skip
+            return Status.RINVDSTADR, None
         self._ids += 1
         n = self._ids
         carrier_id = f"{n:010X}" if self.config.id_format == "hex" else f"{n:010d}"
@@ -263,12 +287,18 @@ class Simulator:
         )
         self.records.append(record)
         self.received += 1
+        if self._record is not None:
+            self._write_record({"status": 0, **record.as_json(self.received - 1)})
         failed = self._rng.random() < self.config.fail_rate
         asked = record.registered_delivery & 3
         if asked == 1 or (asked == 2 and failed):
             trx = session if session.session.state is State.BOUND_TRX else None
             self._schedule(now + self.config.dlr_delay, self._receipt(record, n, failed, trx))
         return Status.ROK, {"message_id": carrier_id}
+
+    def _write_record(self, line: dict) -> None:
+        self._record.write(json.dumps(line) + "\n")
+        self._record.flush()  # in the OS's hands before the answer leaves: a kill keeps it
 
     def _admit(self, now: float) -> bool:
         """The sliding 1-second window: at most `tps` accepted submits in any second."""
@@ -505,6 +535,7 @@ class Simulator:
             "binds": self.binds(),
             "received": self.received,
             "throttled": self.throttled,
+            "refused": self.refused,
             "receipts_sent": self.receipts_sent,
             "receipts_acked": self.receipts_acked,
             "receipts_pending": self.pending["receipt"],
@@ -527,7 +558,10 @@ class SimSession(SessionProtocol):
         command = pdu.command
         if command is Command.submit_sm or command is Command.data_sm:
             status, params = self.sim.submit(self, pdu)
-            self.respond(pdu, status, params)
+            if self.sim.resp_delay > 0:
+                self.sim.clock.callLater(self.sim.resp_delay, self._answer, pdu, status, params)
+            else:
+                self.respond(pdu, status, params)
         elif command in BINDS:
             tlvs = None
             if pdu.params["interface_version"] >= INTERFACE_VERSION:
@@ -536,6 +570,10 @@ class SimSession(SessionProtocol):
             self.sim.bound(self)
         else:
             self.respond(pdu, _REFUSED.get(command, Status.RSYSERR))
+
+    def _answer(self, pdu: Pdu, status: int, params: dict | None) -> None:
+        self.respond(pdu, status, params)  # nothing when the session closed meanwhile
+        self.flush()
 
     def on_response(self, event: Response) -> None:
         if event.request is Command.deliver_sm:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from twisted.logger import Logger
 
+from .. import addresses
 from ..protocol import text as sms_text
 from ..protocol.constants import ESM_UDHI, Status
 from ..protocol.pdu import Pdu, encode_tlvs
@@ -78,13 +79,13 @@ class Inbound:
         batch, self._pending = self._pending, []
         self._before()
         work = [
-            (link.carrier.name, receipts.candidates(r.carrier_id), r.state or State.UNKNOWN,
-             r.error)
-            for link, _, r in batch
-        ]  # fmt: skip
+            (link.carrier.name, _candidates(r), _about(pdu), r.state or State.ENROUTE, r.error)
+            for link, pdu, r in batch
+        ]
         d = self.store.write(queue.record_receipts, work, self._settle())
-        d.addCallback(self._recorded, batch)
-        d.addErrback(self._failed, batch)
+        # Either, never both: an error in _recorded must not answer the PDUs a second time.
+        d.addCallbacks(self._recorded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d.addErrback(lambda f: _log.failure("answering receipts failed", f))
 
     def _recorded(self, matched: list[bool], batch: list[tuple]) -> None:
         links = set()
@@ -111,3 +112,18 @@ class Inbound:
             links.add(link)
         for link in links:
             link.flush()
+
+
+def _candidates(receipt: receipts.Receipt) -> tuple[str, ...]:
+    """The forms to look the receipt's id up under: the TLV's id (or the text's) and its
+    conversions first, then, when the text gave another id, that one and its conversions."""
+    forms = receipts.candidates(receipt.carrier_id)
+    if receipt.alt_id:
+        forms = tuple(dict.fromkeys((*forms, *receipts.candidates(receipt.alt_id))))
+    return forms
+
+
+def _about(pdu: Pdu) -> str:
+    """The number a receipt is about: its source is the subscriber the message went to."""
+    p = pdu.params
+    return addresses.e164(p.get("source_addr", ""), p.get("source_addr_ton", 0)) or ""

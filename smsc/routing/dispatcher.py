@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from ..config import QueueConfig
 from ..protocol import concat
-from ..protocol.constants import ESM_UDHI, Tag
+from ..protocol.constants import ESM_UDHI, Status, Tag
 from ..protocol.pdu import PduError, decode_tlvs
 from ..store import queue
 from ..store.queue import Due, Settle
@@ -58,6 +58,7 @@ class Dispatcher:
         self._normalise = normalise
         self._by_name = {c.name: c for c in carriers}
         self._claiming = False
+        self._again = False  # woken while a claim was running: claim again at once after it
         self._timer = None
         self._flushing = None
         self._parts: list[tuple] = []
@@ -100,6 +101,7 @@ class Dispatcher:
     def _claim(self) -> None:
         self._timer = None
         if self._claiming:
+            self._again = True
             return
         room = sum(max(0, c.room()) for c in self.carriers)
         if room <= 0:
@@ -115,11 +117,13 @@ class Dispatcher:
         for message in due:
             self._route(message)
         self._flush_soon()
-        # A full batch: more may be due at once. Otherwise rest until woken.
-        self.wake(0.0 if len(due) == limit else _IDLE)
+        # A full batch, or woken meanwhile: more may be due at once. Otherwise rest.
+        again, self._again = self._again, False
+        self.wake(0.0 if again or len(due) == limit else _IDLE)
 
     def _claim_failed(self, failure) -> None:
         self._claiming = False
+        self._again = False
         _log.failure("claiming due messages failed", failure)
         self.wake(_IDLE)
 
@@ -128,7 +132,15 @@ class Dispatcher:
             carrier = self._by_name.get(name)
             if carrier is not None and carrier.bound:
                 out = Outgoing(due, carrier)
-                parts = self._cut(out)
+                try:
+                    parts = self._cut(out)
+                except Exception:
+                    # A text that cannot be cut (more than 255 parts): refused for good,
+                    # rather than raising out of the claim and stranding the rest of the
+                    # batch SENDING until the next start.
+                    _log.failure("message {id} cannot be cut into parts", id=due.id)
+                    self._failed.append((due.id, carrier.name, Status.RSYSERR))
+                    return
                 out.pending = len(parts)
                 carrier.enqueue(parts)
                 return
@@ -236,10 +248,9 @@ class Dispatcher:
         later, self._later = self._later, []
         settle = self._settle()
         write = self.store.write
-        if parts:
-            write(queue.record_parts, parts, now).addErrback(self._failed_write, "parts")
-        if sent:
-            write(queue.mark_sent, sent, settle).addErrback(self._failed_write, "sent")
+        if parts or sent:
+            d = write(queue.record_taken, parts, sent, settle)
+            d.addErrback(self._failed_write, "parts taken")
         if failed:
             write(queue.fail, failed, settle).addErrback(self._failed_write, "refusals")
         if back:

@@ -4,8 +4,9 @@ Each `[[carriers]]` entry keeps `binds` transceiver sessions, each a `LinkFactor
 reconnects with exponential backoff and jitter (Twisted's ReconnectingClientFactory: one
 connection at a time per bind, so never a second socket while one is open). The carrier sends
 its queue in order over the bound links, at most `window` outstanding per link and `tps` parts
-a second for the carrier as a whole; a carrier that says ESME_RTHROTTLED or ESME_RMSGQFUL is
-paused with a growing backoff, and the refused part goes back to the head of its queue.
+in any one second (a sliding window, as carriers measure it) for the carrier as a whole; a
+carrier that says ESME_RTHROTTLED or ESME_RMSGQFUL is paused with a growing backoff, and the
+refused parts go back to the head of its queue, in the order they were sent.
 """
 
 from collections import deque
@@ -21,11 +22,16 @@ from ..protocol.adapter import SessionProtocol
 from ..protocol.constants import Command, Status
 from ..protocol.pdu import Pdu
 from ..protocol.session import Closed, Response, Role, Timeout, Timers
-from ..protocol.throttle import TokenBucket
 
 _log = Logger()
 _SLOW_DOWN = (Status.RTHROTTLED, Status.RMSGQFUL)
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 10.0
+# The shortest wake-up (tps cap, pause): a delay computed to the exact edge can land an ulp
+# short of it, and waking up again at once would spin.
+_MIN_WAIT = 0.001
+# A part counts against `tps` for a little more than a second: what the carrier measures is
+# when parts arrive, a few milliseconds after we hand them over, by a varying delay.
+_RATE_WINDOW = 1.05
 
 
 @dataclass(eq=False, slots=True)
@@ -37,6 +43,7 @@ class Part:
     params: dict
     tlvs: dict = field(default_factory=dict)
     cost: int = 1  # parts on the air (a long text in message_payload costs one per part)
+    order: int = 0  # its place in the carrier's queue (set by `enqueue`)
 
 
 class Carrier:
@@ -55,7 +62,10 @@ class Carrier:
         self.on_deliver = on_deliver  # (link, pdu): a deliver_sm from the carrier
         self.links: list[CarrierLink] = []  # bound
         self.queue: deque[Part] = deque()
-        self.bucket = TokenBucket(config.tps, clock.seconds())
+        # (time, cost) of the parts sent in the last second, and their total: the tps cap.
+        self._recent: deque[tuple[float, int]] = deque()
+        self._recent_cost = 0
+        self._order = 0
         self.factories = [LinkFactory(self, i) for i in range(config.binds)]
         self.throttled = 0  # how many times it said slow down
         self._paused_until = 0.0
@@ -67,14 +77,17 @@ class Carrier:
 
     @property
     def bound(self) -> bool:
-        return bool(self.links)
+        return any(link.session.bound for link in self.links)
 
     def room(self) -> int:
         """How many more parts it is worth giving it now: a second of its throughput, less
         what it has queued already."""
-        return self.config.tps - len(self.queue) if self.links else 0
+        return self.config.tps - len(self.queue) if self.bound else 0
 
     def enqueue(self, parts: list[Part]) -> None:
+        for part in parts:
+            self._order += 1
+            part.order = self._order
         self.queue.extend(parts)
         self.pump()
 
@@ -95,14 +108,17 @@ class Carrier:
             if self.queue[0].message.finished:  # a leftover of a message that ended
                 self.queue.popleft()
                 continue
+            wait = self._rate_wait(self.queue[0].cost, now)
+            if wait > 0:
+                self._wake_at(wait)
+                break
             link = self._free_link()
             if link is None:
                 break
-            if not self.bucket.take(self.queue[0].cost, now):
-                self._wake_at(self.bucket.wait(now))
-                break
             part = self.queue.popleft()
             link.send(Command.submit_sm, part.params, part.tlvs, context=part)
+            self._recent.append((now, part.cost))
+            self._recent_cost += part.cost
             sent.add(link)
         for link in sent:
             link.flush()
@@ -134,9 +150,13 @@ class Carrier:
             self.events.part_sent(part, event.pdu.params.get("message_id", ""))
         elif status in _SLOW_DOWN:
             self.throttled += 1
-            self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
-            self._paused_until = self.clock.seconds() + self._backoff
-            self.queue.appendleft(part)  # no reordering: it goes first when the pause ends
+            now = self.clock.seconds()
+            # The other parts of the window come back refused too: one pause for them all,
+            # longer than the last one only when the carrier refuses again after it.
+            if now >= self._paused_until:
+                self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
+                self._paused_until = now + self._backoff
+            self._requeue(part)  # no reordering: it goes first when the pause ends
         else:
             self.events.part_failed(part, status)
         self.pump()
@@ -147,17 +167,41 @@ class Carrier:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _requeue(self, part: Part) -> None:
+        """Back at its place: after the refused parts sent before it, before all the rest (each
+        refusal puts one back, and the refusals of a window come in any order)."""
+        queue, i = self.queue, 0
+        while i < len(queue) and queue[i].order < part.order:
+            i += 1
+        queue.insert(i, part)
+
+    def _rate_wait(self, cost: int, now: float) -> float:
+        """Seconds until a part of this cost fits under the cap of `tps` parts in any window of
+        _RATE_WINDOW (0: now). One costing more than `tps` goes alone, once the window is
+        empty."""
+        recent, edge = self._recent, now - _RATE_WINDOW
+        while recent and recent[0][0] <= edge:
+            self._recent_cost -= recent.popleft()[1]
+        if not recent or self._recent_cost + cost <= self.config.tps:
+            return 0.0
+        left, target = self._recent_cost, max(0, self.config.tps - cost)
+        for sent_at, spent in recent:
+            left -= spent
+            if left <= target:  # once this one leaves the second, the part fits
+                return max(_MIN_WAIT, sent_at + _RATE_WINDOW - now)
+        return _MIN_WAIT  # not reached: an empty second always fits
+
     def _free_link(self) -> "CarrierLink | None":
         for i in range(len(self.links)):
             link = self.links[(self._next + i) % len(self.links)]
-            if link.session.out_free > 0:
+            if link.session.bound and link.session.out_free > 0:
                 self._next = (self._next + i + 1) % len(self.links)
                 return link
         return None
 
     def _wake_at(self, delay: float) -> None:
         if self._wakeup is None or not self._wakeup.active():
-            self._wakeup = self.clock.callLater(delay, self.pump)
+            self._wakeup = self.clock.callLater(max(_MIN_WAIT, delay), self.pump)
 
     def stop(self) -> None:
         """Stop reconnecting and unbind the links."""

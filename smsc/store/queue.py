@@ -120,6 +120,15 @@ class Settle:
     receipt: ReceiptMaker
 
 
+def record_taken(
+    conn: Connection, parts: list[tuple], sent: list[tuple[int, str]], how: Settle
+) -> None:
+    """What carriers took since the last flush, in one go: a message must never be ENROUTE
+    without the parts its receipts will be matched against."""
+    record_parts(conn, parts, how.now)
+    mark_sent(conn, sent, how)
+
+
 def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> None:
     """Every part of these messages was taken: (message_id, carrier). They wait for receipts
     (ENROUTE); one whose receipts all came already is settled at once."""
@@ -157,30 +166,20 @@ def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> N
 
 
 def record_receipts(
-    conn: Connection, receipts: list[tuple[str, tuple[str, ...], State, int]], how: Settle
+    conn: Connection, receipts: list[tuple[str, tuple[str, ...], str, State, int]], how: Settle
 ) -> list[bool]:
-    """Apply carriers' receipts: (carrier, id candidates, state, error). Returns, for each,
-    whether it matched a part we sent."""
+    """Apply carriers' receipts: (carrier, id candidates, the number it is about, state,
+    error). Returns, for each, whether it matched a part we sent."""
     matched = []
-    for carrier, candidates, state, error in receipts:
-        part = None
-        for candidate in candidates:  # the exact form first, converted forms after
-            part = conn.execute(
-                select(message_parts.c.message_id, message_parts.c.seq)
-                .where(message_parts.c.carrier == carrier, message_parts.c.carrier_id == candidate)
-                .order_by(message_parts.c.sent_at.desc())
-                .limit(1)
-            ).first()
-            if part is not None:
-                break
+    for carrier, candidates, number, state, error in receipts:
+        part = _find_part(conn, carrier, candidates, number)
         matched.append(part is not None)
         if part is None:
             continue
-        conn.execute(
-            update(message_parts)
-            .where(message_parts.c.message_id == part.message_id, message_parts.c.seq == part.seq)
-            .values(state=state, updated_at=how.now)
-        )
+        where = [message_parts.c.message_id == part.message_id, message_parts.c.seq == part.seq]
+        if state not in FINAL:  # a late intermediate receipt never reopens a settled part
+            where.append(message_parts.c.state.not_in(FINAL))
+        conn.execute(update(message_parts).where(*where).values(state=state, updated_at=how.now))
         if state in FINAL:
             if error:
                 conn.execute(
@@ -188,6 +187,38 @@ def record_receipts(
                 )
             _settle_if_done(conn, part.message_id, how)
     return matched
+
+
+def _find_part(conn: Connection, carrier: str, candidates: tuple[str, ...], number: str):
+    """The part a receipt's id stands for. A decimal-looking id may be a hex one too, and the
+    other way round, so: the parts still waiting for a receipt come before settled ones (a
+    carrier repeating itself), a part sent to the number the receipt is about before one that
+    was not, the exact form of the id before converted ones, and the newest part last."""
+    rows = conn.execute(
+        select(
+            message_parts.c.message_id,
+            message_parts.c.seq,
+            message_parts.c.carrier_id,
+            message_parts.c.state,
+            message_parts.c.sent_at,
+            messages.c.destination,
+        )
+        .join(messages, messages.c.id == message_parts.c.message_id)
+        .where(message_parts.c.carrier == carrier, message_parts.c.carrier_id.in_(candidates))
+    ).all()
+    if not rows:
+        return None
+    rank = {form: i for i, form in enumerate(candidates)}
+    return min(
+        rows,
+        key=lambda r: (
+            r.state in FINAL,
+            r.destination != number,
+            rank[r.carrier_id],
+            -r.sent_at,
+            -r.message_id,
+        ),
+    )
 
 
 def _settle_if_done(conn: Connection, message_id: int, how: Settle) -> None:

@@ -20,6 +20,11 @@ The servers are stopped (SIGTERM, SIGKILL after a timeout) when the module is do
 that died on its own, or logged a traceback, fails the test that ends its module. The output
 of every live server is attached to the report of each failing test.
 
+Carriers: `carrier_sim(name, port, control_port, *options)` runs `smsc carrier-sim` processes
+(killable, restartable on their port, each life recording what it received to a file of its
+own), `sim_control(control_port)` reads a simulator started inside the switch, and
+`free_ports(n)` picks ports for them.
+
 Helpers reach the tests through fixtures (`smsc_account`, `smpplib_client`, `raw_client`), so
 that no test imports this file by name.
 """
@@ -46,6 +51,7 @@ STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 60.0
 _LISTENING = re.compile(r"SMPP listening on ([0-9.]+):(\d+)")
 _LIVE: list["Smsc"] = []
+_SIMS: list["CarrierSim"] = []  # the carrier-sim processes of the running module
 
 
 def _smsc_command() -> list[str]:
@@ -69,6 +75,8 @@ def _toml_value(value) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: `simulator = {dlr_delay = 0.1}`
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
@@ -362,6 +370,9 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for server in _LIVE:
             report.sections.append((f"smsc serve output ({server.workdir})", server.log_tail()))
+        for sim in _SIMS:
+            tail = "\n".join(sim.log().splitlines()[-50:])
+            report.sections.append((f"carrier-sim {sim.name} output", tail))
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -549,3 +560,167 @@ def raw_client():
     yield connect
     for client in clients:
         client.close()
+
+
+# -- carriers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def free_ports():
+    """`free_ports(n) -> [port, …]`: n distinct free loopback ports (each held open until all
+    are chosen, so no two are the same)."""
+
+    def pick(n: int) -> list[int]:
+        socks = []
+        try:
+            for _ in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            return [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+
+    return pick
+
+
+class SimControl:
+    """The HTTP control endpoint of a carrier simulator (in the switch or a `carrier-sim`)."""
+
+    def __init__(self, port: int):
+        self.control_port = port
+
+    def _get(self, path: str):
+        import json
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.control_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def stats(self) -> dict:
+        return self._get("/stats")
+
+    def received(self, since: int = 0) -> list[dict]:
+        """What it received (submit_sm it accepted), oldest first: GET /received."""
+        return self._get(f"/received?since={since}")["records"]
+
+
+class CarrierSim(SimControl):
+    """One `smsc carrier-sim` process on a fixed port, killable and restartable there. Each
+    life records what it received to a file of its own (`--record`)."""
+
+    def __init__(self, workdir: Path, name: str, port: int, control_port: int, args: list[str]):
+        super().__init__(control_port)
+        self.workdir = workdir
+        self.name = name
+        self.port = port
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+        self.lives = 0
+        self.log_path = workdir / f"{name}.log"
+
+    @property
+    def record_files(self) -> list[Path]:
+        return [self.workdir / f"{self.name}-{life}.jsonl" for life in range(1, self.lives + 1)]
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to listen (see `wait_ready`)."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.lives += 1
+        command = [
+            *_smsc_command(), "carrier-sim", "--host", "127.0.0.1", "--port", str(self.port),
+            "--name", self.name, "--control-port", str(self.control_port),
+            "--record", str(self.record_files[-1]), *self.args,
+        ]  # fmt: skip
+        with self.log_path.open("a") as log:
+            log.write(f"---- life #{self.lives} ----\n")
+            self._offset = log.tell()
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=_env(),
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until its control endpoint listens (its SMPP port listens before it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.log_path.open() as log:
+                log.seek(self._offset)
+                if f"carrier-sim {self.name} control on" in log.read():
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"carrier-sim {self.name} exited:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"carrier-sim {self.name} not listening:\n{self.log()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: what it took and did not answer yet is lost with it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def records(self, life: int | None = None) -> list[dict]:
+        """The lines of the record files (of one life, or of all), in order."""
+        import json
+
+        files = self.record_files if life is None else [self.record_files[life - 1]]
+        lines = []
+        for path in files:
+            if path.exists():
+                lines += [json.loads(line) for line in path.read_text().splitlines() if line]
+        return lines
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def sim_control():
+    """`sim_control(control_port) -> SimControl`: read a simulator started inside the switch
+    (`simulate = true` with `control_port`)."""
+    return SimControl
+
+
+@pytest.fixture(scope="module")
+def carrier_sim(tmp_path_factory):
+    """Start `smsc carrier-sim` processes: `carrier_sim(name, port, control_port, *args,
+    start=True) -> CarrierSim` (`args`: more carrier-sim options). `.kill()`, `.start()` (a
+    new life on the same port), `.records()` (what each life recorded), `.stats()`,
+    `.received()`. Stopped at the end of the module."""
+    sims: list[CarrierSim] = []
+    workdir = tmp_path_factory.mktemp("carriers")
+
+    def make(name: str, port: int, control_port: int, *args: str, start: bool = True):
+        """`start=False`: launched only; call `wait_ready()` (to start several at once)."""
+        sim = CarrierSim(workdir, name, port, control_port, list(args))
+        sims.append(sim)
+        _SIMS.append(sim)
+        sim.launch()
+        if start:
+            sim.wait_ready()
+        return sim
+
+    yield make
+    for sim in sims:
+        sim.stop()
+        _SIMS.remove(sim)
