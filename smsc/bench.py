@@ -23,6 +23,7 @@ Each side is warmed up (`warmup` messages, not counted) before the measured run.
 
 import contextlib
 import math
+import os
 import re
 import selectors
 import shutil
@@ -37,7 +38,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol.constants import Command, Status
+from .protocol.constants import Command, MessageState, Status, Tag
 from .protocol.pdu import Pdu, decode, encode
 
 SYSTEM_ID = "bench"
@@ -71,6 +72,15 @@ class Options:
     store_url: str | None = None  # None: a SQLite file in a temporary directory
     ceiling: bool = True  # also measure the echo server
     timeout: float = 60.0  # seconds without any response before giving up
+    # --mode e2e
+    carriers: int = 3  # simulated carriers; the destinations cycle over them
+    simulators: str = "in"  # "in": in the switch's process (simulate = true); "out": processes
+    carrier_binds: int = 2  # the switch's binds to each carrier
+    carrier_window: int = 100  # outstanding submit_sm per carrier bind
+    carrier_tps: int = 100_000  # each carrier's cap in the switch's config (not the limit)
+    dlr_delay: float = 0.1  # seconds before a simulated carrier sends its receipt
+    pending: int = 0  # most messages submitted and not yet receipted, in all; 0: no cap
+    mixed_ids: bool = False  # a carrier with decimal ids in responses and hex in receipts
 
 
 @dataclass
@@ -98,9 +108,8 @@ class Phase:
 # -- the load generator ----------------------------------------------------------------------
 
 
-def _template() -> tuple[bytes, int]:
+def _template(registered_delivery: int = 0, first: str = str(FIRST_NUMBER)) -> tuple[bytes, int]:
     """One encoded submit_sm, and the offset of its destination digits."""
-    first = str(FIRST_NUMBER)
     pdu = Pdu(
         Command.submit_sm,
         1,
@@ -111,6 +120,7 @@ def _template() -> tuple[bytes, int]:
             "dest_addr_ton": 1,
             "dest_addr_npi": 1,
             "destination_addr": first,
+            "registered_delivery": registered_delivery,
             "short_message": b"smsc bench: a fictional message of moderate length",
         },
     )
@@ -133,15 +143,27 @@ class _Bind:
 
 
 class LoadGenerator:
-    def __init__(self, host: str, port: int, binds: int, window: int, timeout: float = 60.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        binds: int,
+        window: int,
+        timeout: float = 60.0,
+        *,
+        registered_delivery: int = 0,
+        numbers: list[bytes] | None = None,
+    ):
         self.address = (host, port)
         self.window = window
         self.timeout = timeout
         self._nbinds = binds
         self._binds: list[_Bind] = []
         self._selector = selectors.DefaultSelector()
-        self._template, self._dest_at = _template()
-        self._numbers = [str(FIRST_NUMBER + i).encode() for i in range(NUMBERS)]
+        if numbers is None:
+            numbers = [str(FIRST_NUMBER + i).encode() for i in range(NUMBERS)]
+        self._numbers = numbers
+        self._template, self._dest_at = _template(registered_delivery, numbers[0].decode())
         self._next_number = 0
 
     # -- bind and unbind ---------------------------------------------------------------
@@ -227,11 +249,11 @@ class LoadGenerator:
         chunk = bytearray(self._template * n)
         seq = b.sequence
         numbers, k, count = self._numbers, self._next_number, len(self._numbers)
-        pack, dest_at = _SEQ.pack_into, self._dest_at
+        pack, dest_at, width = _SEQ.pack_into, self._dest_at, len(numbers[0])
         for i in range(n):
             at = i * size
             pack(chunk, at + 12, seq + i)
-            chunk[at + dest_at : at + dest_at + 11] = numbers[(k + i) % count]
+            chunk[at + dest_at : at + dest_at + width] = numbers[(k + i) % count]
         self._next_number = (k + n) % count
         b.sequence = seq + n
         now = time.perf_counter_ns()
@@ -338,7 +360,14 @@ def _status_name(status) -> str:
 class _Process:
     """A server subprocess whose log goes to a file; `address` is read from its log."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, timeout: float = 60.0):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        timeout: float = 60.0,
+        listening: re.Pattern = _LISTENING,
+    ):
         self.name = name
         self.log = log
         with log.open("wb") as out:
@@ -347,7 +376,7 @@ class _Process:
             )
         deadline = time.monotonic() + timeout
         while True:
-            match = _LISTENING.search(log.read_bytes())
+            match = listening.search(log.read_bytes())
             if match:
                 self.address = (match[1].decode(), int(match[2]))
                 return
@@ -462,11 +491,13 @@ def _load(opts: Options, host: str, port: int, system_id: str, password: str, wa
 
 def run(opts: Options) -> dict:
     """Run the benchmark; the one JSON-able dict it prints."""
-    if opts.mode != "submit":
+    if opts.mode not in ("submit", "e2e"):
         raise BenchError(f"unknown mode {opts.mode!r}")
     if opts.binds < 1 or opts.window < 1 or opts.messages < 1:
         raise BenchError("--binds, --window and --messages must be at least 1")
     warmup = min(opts.messages // 10, 5000) if opts.warmup is None else opts.warmup
+    if opts.mode == "e2e":
+        return _run_e2e(opts, warmup)
     target = None
     if opts.target is not None:
         host, _, port_text = opts.target.rpartition(":")
@@ -541,3 +572,458 @@ def run(opts: Options) -> dict:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+# -- end to end: clients → switch → simulated carriers → receipts back -----------------------
+
+CARRIER_NAMES = ("orange", "sfr", "bouygues", "free", "transatel", "lebara", "lyca", "nrj", "syma")
+# Each carrier's (id_format, receipt_id_format): hex or decimal ids, upper case and zero-padded
+# in the submit_sm_resp and not in the receipt, so that the switch's normalising is measured.
+_ID_FORMATS = (("hex", "hex"), ("dec", "dec"))
+# With --mixed-ids, as in conf/demo.toml: the second carrier answers in decimal and writes its
+# receipts in hex, so that the matching of converted ids is exercised too.
+_MIXED_ID_FORMATS = (("hex", "hex"), ("dec", "hex"), ("dec", "dec"))
+
+
+def _id_formats(opts: "Options", i: int) -> tuple[str, str]:
+    formats = _MIXED_ID_FORMATS if opts.mixed_ids else _ID_FORMATS
+    return formats[i % len(formats)]
+
+
+_DELIVER_SM = int(Command.deliver_sm)
+_DELIVER_SM_RESP = int(Command.deliver_sm_resp)
+_TLV = struct.Struct(">HH")
+_RECEIPTED_MESSAGE_ID = int(Tag.receipted_message_id)
+_MESSAGE_STATE = int(Tag.message_state)
+_DELIVERED = int(MessageState.DELIVERED)
+_TEXT_ID = re.compile(rb"id:\s*([^\s\0]+)")
+_SWITCH_LISTENING = re.compile(rb"SMPP listening on ([0-9.]+):(\d+)")
+_SIM_LISTENING = re.compile(rb"carrier-sim \S+ listening on ([0-9.]+):(\d+)")
+_CARRIER_BOUND = re.compile(rb"carrier (\w+) bound \(")
+
+
+def e2e_numbers(carriers: int) -> list[bytes]:
+    """Destinations that cycle over the carriers: carrier i (from 0) takes prefix 336<i+1>
+    (fictional 11-digit numbers, as in --mode submit)."""
+    return [f"336{k % carriers + 1}{k:07d}".encode() for k in range(NUMBERS)]
+
+
+@dataclass
+class E2EPhase:
+    """What one measured end-to-end run saw. Times in nanoseconds."""
+
+    messages: int
+    submitted: int
+    accepted: int
+    refused: Counter
+    receipted: int  # accepted messages whose receipt came (each counted once)
+    duplicates: int  # receipts again for a message already receipted
+    unknown: int  # receipts for ids this phase never got in a submit_sm_resp
+    undelivered: int  # receipts whose message_state is not DELIVERED
+    missing: int  # accepted and never receipted, or submitted and never answered
+    resp_latencies: list[int]  # submit → submit_sm_resp
+    receipt_latencies: list[int]  # submit → receipt
+    elapsed: float  # seconds from the first submit to the last receipt
+    client_cpu: float
+    stalled: bool
+
+    @property
+    def rate(self) -> float:
+        return self.receipted / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _percentile_ms(values: list[int], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p * len(ordered)) - 1)] / 1e6
+
+
+class E2EGenerator(LoadGenerator):
+    """The load generator of --mode e2e: transceiver binds submitting with registered_delivery
+    = 1, each keeping at most `window` submit_sm unanswered (and, with `pending`, at most that
+    many messages not yet receipted in all), answering every deliver_sm at once, and matching
+    receipts (receipted_message_id, else the text's id:) to the ids of the submit_sm_resp."""
+
+    def __init__(self, host, port, binds, window, timeout, numbers, pending: int = 0):
+        super().__init__(host, port, binds, window, timeout, registered_delivery=1, numbers=numbers)
+        self.pending = pending
+        self._receipted: set[bytes] = set()  # every id receipted, across phases
+
+    def run(self, messages: int) -> E2EPhase:
+        """Submit `messages`; return once every accepted one is receipted, or after `timeout`
+        seconds without any progress (stalled: what is left is counted as missing)."""
+        self._refused: Counter = Counter()
+        self._accepted = self._receipted_now = 0
+        self._duplicates = self._undelivered = 0
+        self._waiting: dict[bytes, int] = {}  # our id → submit time, until its receipt
+        self._early: dict[bytes, int] = {}  # id → receipt time, for receipts before their resp
+        self._resp_latencies: list[int] = []
+        self._receipt_latencies: list[int] = []
+        self._unanswered = 0  # submit_sm without their response yet
+        self._last_receipt = 0
+        budget = messages
+        window, cap = self.window, self.pending
+        binds, waiting = self._binds, self._waiting
+        select = self._selector.select
+        cpu0 = time.process_time()
+        start = time.perf_counter_ns()
+        progress = time.monotonic()
+        stalled = False
+        while True:
+            if budget:
+                room = cap - self._unanswered - len(waiting) if cap else budget
+                for b in binds:
+                    n = min(window - len(b.sent), budget, room)
+                    if n > 0:
+                        self._submit(b, n)
+                        self._unanswered += n
+                        budget -= n
+                        room -= n
+            elif not self._unanswered and not waiting:
+                break
+            events = select(0.5)
+            if not events:
+                if time.monotonic() - progress >= self.timeout:
+                    stalled = True
+                    break
+                continue
+            progress = time.monotonic()
+            for key, mask in events:
+                b = key.data
+                if mask & selectors.EVENT_WRITE:
+                    self._write_more(b)
+                if mask & selectors.EVENT_READ:
+                    self._read_e2e(b)
+        end = self._last_receipt or time.perf_counter_ns()
+        return E2EPhase(
+            messages=messages,
+            submitted=messages - budget,
+            accepted=self._accepted,
+            refused=self._refused,
+            receipted=self._receipted_now,
+            duplicates=self._duplicates,
+            unknown=len(self._early),
+            undelivered=self._undelivered,
+            missing=len(waiting) + self._unanswered,
+            resp_latencies=self._resp_latencies,
+            receipt_latencies=self._receipt_latencies,
+            elapsed=(end - start) / 1e9,
+            client_cpu=time.process_time() - cpu0,
+            stalled=stalled,
+        )
+
+    def _read_e2e(self, b: _Bind) -> None:
+        try:
+            data = b.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            raise BenchError(f"connection to {self.address} failed: {e}") from None
+        if not data:
+            raise BenchError(f"{self.address} closed the connection")
+        now = time.perf_counter_ns()
+        if b.rest:
+            data = b.rest + data
+        sent, waiting, early = b.sent, self._waiting, self._early
+        unpack = _HEADER.unpack_from
+        pos, size = 0, len(data)
+        answers = []
+        while size - pos >= 16:
+            length, command, status, seq = unpack(data, pos)
+            if length < 16:
+                raise BenchError(f"{self.address} sent a PDU of command_length {length}")
+            if size - pos < length:
+                break
+            if command == _DELIVER_SM:
+                answers.append(_HEADER.pack(17, _DELIVER_SM_RESP, 0, seq) + b"\0")
+                self._receipt(data, pos, length, now)
+            elif command in (_SUBMIT_RESP, _GENERIC_NACK):
+                start = sent.pop(seq, None)
+                if start is not None:
+                    self._unanswered -= 1
+                    self._resp_latencies.append(now - start)
+                    end = data.find(b"\0", pos + 16, pos + length) if length > 17 else -1
+                    if status:
+                        self._refused[status] += 1
+                    elif end <= pos + 16:
+                        self._refused["empty message_id"] += 1
+                    else:
+                        self._accepted += 1
+                        message_id = data[pos + 16 : end]
+                        came = early.pop(message_id, None)
+                        if came is None:
+                            waiting[message_id] = start
+                        else:  # its receipt overtook it (on another bind)
+                            self._receipted.add(message_id)
+                            self._receipted_now += 1
+                            self._receipt_latencies.append(came - start)
+            elif command == _ENQUIRE_LINK:
+                answers.append(_HEADER.pack(16, _ENQUIRE_LINK | 0x80000000, 0, seq))
+            elif command == _UNBIND:
+                raise BenchError(f"{self.address} unbound the session")
+            pos += length
+        b.rest = data[pos:]
+        if answers:
+            self._write(b, b"".join(answers))
+
+    def _receipt(self, data: bytes, pos: int, length: int, now: int) -> None:
+        """A deliver_sm: if it is a receipt, match it by our id."""
+        end = pos + length
+        try:
+            p = data.index(0, pos + 16, end) + 3  # service_type, source ton and npi
+            p = data.index(0, p, end) + 3  # source_addr, dest ton and npi
+            p = data.index(0, p, end) + 1  # destination_addr
+            esm_class = data[p]
+            p = data.index(0, p + 3, end) + 1  # esm_class, protocol_id, priority; schedule
+            p = data.index(0, p, end) + 5  # validity_period, 4 one-octet fields
+            text = data[p + 1 : p + 1 + data[p]]
+            p += 1 + data[p]
+        except (ValueError, IndexError):
+            self._early.setdefault(b"(unreadable deliver_sm)", now)
+            return
+        if not esm_class & 0x04:
+            return  # not a receipt (a subscriber's reply): answered, not counted
+        message_id = state = None
+        while p + 4 <= end:
+            tag, size = _TLV.unpack_from(data, p)
+            if tag == _RECEIPTED_MESSAGE_ID:
+                message_id = data[p + 4 : p + 4 + size].rstrip(b"\0")
+            elif tag == _MESSAGE_STATE and size == 1:
+                state = data[p + 4]
+            p += 4 + size
+        if not message_id:
+            match = _TEXT_ID.search(text)
+            message_id = match[1] if match else b"(no id)"
+            if state is None and b"stat:DELIVRD" not in text:
+                state = -1
+        if state is not None and state != _DELIVERED:
+            self._undelivered += 1
+        if message_id in self._receipted:
+            self._duplicates += 1
+            return
+        start = self._waiting.pop(message_id, None)
+        if start is None:
+            self._early.setdefault(message_id, now)
+            return
+        self._receipted.add(message_id)
+        self._receipted_now += 1
+        self._receipt_latencies.append(now - start)
+        self._last_receipt = now
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_carrier_sims(workdir: Path, opts: Options) -> list[_Process]:
+    sims = []
+    try:
+        for i in range(opts.carriers):
+            name = CARRIER_NAMES[i]
+            id_format, receipt_format = _id_formats(opts, i)
+            argv = [
+                sys.executable, "-c", "from smsc.cli import main; main()", "carrier-sim",
+                "--host", "127.0.0.1", "--port", "0", "--name", name,
+                "--id-format", id_format, "--receipt-id-format", receipt_format,
+                "--dlr-delay", str(opts.dlr_delay),
+            ]  # fmt: skip
+            sims.append(
+                _Process(
+                    f"carrier-sim {name}",
+                    argv,
+                    workdir / f"sim-{name}.log",
+                    listening=_SIM_LISTENING,
+                )  # fmt: skip
+            )
+    except BaseException:
+        for sim in sims:
+            sim.stop()
+        raise
+    return sims
+
+
+def _e2e_config(opts: Options, url: str, ports: list[int]) -> str:
+    """The switch's config: one carrier per port, prefix 336<i+1> each."""
+    lines = [
+        "[smpp]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        f"window = {max(opts.window, 50)}",
+        "",
+        "[store]",
+        f"url = {_toml_string(url)}",
+    ]
+    for i, port in enumerate(ports):
+        id_format, receipt_format = _id_formats(opts, i)
+        lines += [
+            "",
+            "[[carriers]]",
+            f'name = "{CARRIER_NAMES[i]}"',
+            'host = "127.0.0.1"',
+            f"port = {port}",
+            f"binds = {opts.carrier_binds}",
+            f"window = {opts.carrier_window}",
+            f"tps = {opts.carrier_tps}",
+            f'prefixes = ["336{i + 1}"]',
+            f"priority = {i + 1}",
+            f"simulate = {'true' if opts.simulators == 'in' else 'false'}",
+            "[carriers.simulator]",
+            f'id_format = "{id_format}"',
+            f'receipt_id_format = "{receipt_format}"',
+            f"dlr_delay = {opts.dlr_delay!r}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _start_e2e_switch(workdir: Path, opts: Options, url: str, ports: list[int]) -> _Process:
+    config = workdir / "bench.toml"
+    config.write_text(_e2e_config(opts, url, ports))
+    argv = [sys.executable, "-c", "from smsc.cli import main; main()", "--config", str(config)]
+    switch = _Process(
+        "smsc serve", argv + ["serve"], workdir / "serve.log", listening=_SWITCH_LISTENING
+    )
+    # Every carrier bind up before the first submit.
+    binds = opts.carriers * opts.carrier_binds
+    deadline = time.monotonic() + 30
+    while len(_CARRIER_BOUND.findall(switch.log.read_bytes())) < binds:
+        if switch.proc.poll() is not None or time.monotonic() > deadline:
+            tail = switch.tail()
+            switch.stop()
+            raise BenchError(f"the switch's carrier links did not all bind:\n{tail}")
+        time.sleep(0.05)
+    return switch
+
+
+def _run_e2e(opts: Options, warmup: int) -> dict:
+    if opts.target is not None:
+        raise BenchError("--mode e2e starts its own switch and carriers: no --target")
+    if not 1 <= opts.carriers <= len(CARRIER_NAMES):
+        raise BenchError(f"--carriers must be between 1 and {len(CARRIER_NAMES)}")
+    if opts.simulators not in ("in", "out"):
+        raise BenchError("--simulators must be in or out")
+    if opts.carrier_binds < 1 or opts.carrier_window < 1 or opts.carrier_tps < 1:
+        raise BenchError("--carrier-binds, --carrier-window and --carrier-tps: at least 1")
+    workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
+    url = opts.store_url or f"sqlite:///{workdir / 'bench.db'}"
+    switch = None
+    sims: list[_Process] = []
+    result: dict = {
+        "mode": "e2e",
+        "binds": opts.binds,
+        "window": opts.window,
+        "pending": opts.pending,
+        "messages": opts.messages,
+        "warmup": warmup,
+        "carriers": opts.carriers,
+        "simulators": "in-process" if opts.simulators == "in" else "subprocesses",
+        "carrier_binds": opts.carrier_binds,
+        "carrier_window": opts.carrier_window,
+        "carrier_tps": opts.carrier_tps,
+        "dlr_delay_s": opts.dlr_delay,
+        "mixed_ids": opts.mixed_ids,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "store": store_kind(url),
+    }
+    try:
+        _prepare_store(url, opts.binds)
+        if opts.simulators == "out":
+            sims = _start_carrier_sims(workdir, opts)
+            ports = [sim.address[1] for sim in sims]
+        else:
+            ports = [_free_port() for _ in range(opts.carriers)]
+        switch = _start_e2e_switch(workdir, opts, url, ports)
+        gen = E2EGenerator(
+            *switch.address, opts.binds, opts.window, opts.timeout,
+            e2e_numbers(opts.carriers), opts.pending,
+        )  # fmt: skip
+        try:
+            gen.bind(SYSTEM_ID, PASSWORD)
+            if warmup:
+                first = gen.run(warmup)
+                if first.missing or first.stalled:
+                    raise BenchError(
+                        f"warm-up: {first.missing} of {warmup} messages without a receipt "
+                        f"after {opts.timeout:.0f} s without progress"
+                    )
+            pids = [p.pid for p in (switch, *sims)]
+            cpu0, host0, wall0 = [_cpu_seconds(p) for p in pids], _host_busy(), time.monotonic()
+            phase = gen.run(opts.messages)
+            cpu1, host1, wall1 = [_cpu_seconds(p) for p in pids], _host_busy(), time.monotonic()
+        except BenchError as e:
+            raise BenchError(f"{e}\n-- smsc serve log --\n{switch.tail()}") from None
+        finally:
+            gen.close()
+        rss = peak_rss_mib(switch.pid)
+        sims_rss = [peak_rss_mib(sim.pid) for sim in sims]
+        cpu = [None if a is None or b is None else b - a for a, b in zip(cpu0, cpu1, strict=True)]
+        wall = wall1 - wall0  # CPU shares are over the whole measured run, drain included
+        ours = sum(c for c in cpu if c) + phase.client_cpu
+        others = None if host0 is None or host1 is None else max(0.0, host1 - host0 - ours)
+        result.update(
+            receipted_per_s=round(phase.rate),
+            receipt_p50_ms=_round(_percentile_ms(phase.receipt_latencies, 0.50)),
+            receipt_p99_ms=_round(_percentile_ms(phase.receipt_latencies, 0.99)),
+            resp_p50_ms=_round(_percentile_ms(phase.resp_latencies, 0.50)),
+            resp_p99_ms=_round(_percentile_ms(phase.resp_latencies, 0.99)),
+            submitted=phase.submitted,
+            accepted=phase.accepted,
+            refused={_status_name(s): n for s, n in sorted(phase.refused.items(), key=str)},
+            receipted=phase.receipted,
+            undelivered=phase.undelivered,
+            duplicates=phase.duplicates,
+            unknown_receipts=phase.unknown,
+            missing=phase.missing,
+            complete=not phase.missing and not phase.stalled,
+            elapsed_s=round(phase.elapsed, 3),
+            peak_rss_mib=rss,
+            carriers_peak_rss_mib=sims_rss or None,
+            # CPU in % of one core; the switch's also per receipted message, which the other
+            # load on a shared machine changes less than the rate.
+            switch_cpu_pct=_pct(cpu[0], wall),
+            switch_cpu_ms_per_msg=(
+                round(1000 * cpu[0] / phase.receipted, 3)
+                if cpu[0] is not None and phase.receipted
+                else None
+            ),
+            carriers_cpu_pct=_pct(sum(c for c in cpu[1:] if c), wall) if sims else None,
+            client_cpu_pct=_pct(phase.client_cpu, wall),
+            others_cpu_pct=_pct(others, wall),  # other processes on the machine meanwhile
+        )
+        if phase.stalled:
+            result["stalled_after_s"] = opts.timeout
+        return result
+    finally:
+        if switch is not None:
+            switch.stop()
+        for sim in sims:
+            sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _host_busy() -> float | None:
+    """CPU seconds the whole machine has been busy (all cores; Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(seconds: float | None, elapsed: float) -> float | None:
+    if seconds is None or elapsed <= 0:
+        return None
+    return round(100 * seconds / elapsed, 1)

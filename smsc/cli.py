@@ -742,6 +742,23 @@ def _output_one(row: dict, as_json: bool) -> None:
 @click.option("--tps", type=int, default=0, show_default=True, help="Submits/s; 0: no cap.")
 @click.option("--control-port", type=int, help="HTTP control on 127.0.0.1; 0: any free port.")
 @click.option("--seed", type=int, help="Seed of the fail-rate draws.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False),
+    help="Append one JSON line per submit answered to this file (flushed at once).",
+)
+@click.option(
+    "--refuse-prefix",
+    multiple=True,
+    help="Refuse destinations with this prefix for good (ESME_RINVDSTADR); repeatable.",
+)
+@click.option(
+    "--resp-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds before each submit_sm_resp.",
+)
 def carrier_sim(**o) -> None:
     """Run a simulated national carrier SMSC: receipts after --dlr-delay, UNDELIV for a
     --fail-rate share, ESME_RTHROTTLED above --tps. No config file needed.
@@ -767,6 +784,9 @@ def carrier_sim(**o) -> None:
             receipt_id_format=o["receipt_id_format"],
             receipt_tlvs=not o["no_receipt_tlvs"],
             seed=o["seed"],
+            record=o["record"],
+            refuse=o["refuse_prefix"],
+            resp_delay=o["resp_delay"],
         )
     except CannotListenError as e:
         message = f"cannot listen on {e.interface}:{e.port}: {e.socketError}"
@@ -777,7 +797,13 @@ def carrier_sim(**o) -> None:
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(["submit"]), default="submit", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["submit", "e2e"]),
+    default="submit",
+    show_default=True,
+    help="submit: accepted submit_sm/s; e2e: clients → switch → carriers → receipts back.",
+)
 @click.option("--binds", type=int, default=8, show_default=True, help="Client binds.")
 @click.option("--window", type=int, default=10, show_default=True, help="Outstanding per bind.")
 @click.option("--messages", type=int, default=100_000, show_default=True, help="Measured, in all.")
@@ -789,17 +815,50 @@ def carrier_sim(**o) -> None:
 @click.option("--store-url", help="The switch's store  [default: a temporary SQLite file]")
 @click.option("--ceiling/--no-ceiling", default=True, help="Also measure the echo server.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Stall limit, s.")
-def bench(**options) -> None:
+@click.option("--carriers", type=int, default=3, show_default=True, help="e2e: carriers.")
+@click.option(
+    "--simulators",
+    type=click.Choice(["in", "out"]),
+    default="in",
+    show_default=True,
+    help="e2e: in the switch's process (simulate = true), or carrier-sim processes.",
+)
+@click.option("--carrier-binds", type=int, default=2, show_default=True, help="e2e: per carrier.")
+@click.option("--carrier-window", type=int, default=100, show_default=True, help="e2e: per bind.")
+@click.option("--carrier-tps", type=int, default=100_000, show_default=True, help="e2e.")
+@click.option("--dlr-delay", type=float, default=0.1, show_default=True, help="e2e: seconds.")
+@click.option(
+    "--pending",
+    type=int,
+    default=0,
+    show_default=True,
+    help="e2e: most messages submitted and not yet receipted, in all; 0: no cap.",
+)
+@click.option(
+    "--mixed-ids/--same-ids",
+    default=False,
+    help="e2e: a carrier answering with decimal ids and writing receipts in hex (as the demo).",
+)
+@click.pass_context
+def bench(ctx: click.Context, **options) -> None:
     """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
     one JSON line. Starts its own switch on a temporary SQLite store unless --target is given.
+
+    --mode e2e starts the switch with simulated carriers and measures messages/s fully
+    receipted and the submit-to-receipt latency; it exits 1 (after its JSON line) when some
+    accepted message got no receipt before the stall limit.
 
     \b
     Example:
       smsc bench --binds 8 --window 10 --messages 100000
+      smsc bench --mode e2e --messages 20000
     """
     from . import bench as benchmark
 
     try:
-        click.echo(json.dumps(benchmark.run(benchmark.Options(**options))))
+        result = benchmark.run(benchmark.Options(**options))
     except benchmark.BenchError as e:
         raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(result))
+    if result.get("complete") is False:
+        ctx.exit(1)

@@ -94,3 +94,73 @@ def test_percentiles_are_nearest_rank():
     assert phase.percentile_ms(0.5) == 2.0
     assert phase.percentile_ms(0.99) == 4.0
     assert phase.rate == 4.0
+
+
+def _e2e(*args: str) -> dict:
+    result = CliRunner().invoke(main, ["bench", "--mode", "e2e", *args])
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    out = json.loads(lines[0])
+    assert result.exit_code == (0 if out["complete"] else 1), result.output
+    return out
+
+
+def test_e2e_run_receipts_every_accepted_message():
+    out = _e2e("--messages", "300", "--binds", "2", "--window", "5", "--carriers", "2",
+               "--carrier-binds", "1", "--dlr-delay", "0.05", "--pending", "100")  # fmt: skip
+
+    assert out["mode"] == "e2e"
+    assert (out["binds"], out["window"], out["messages"], out["pending"]) == (2, 5, 300, 100)
+    assert (out["carriers"], out["carrier_binds"], out["dlr_delay_s"]) == (2, 1, 0.05)
+    assert out["simulators"] == "in-process"
+    assert out["warmup"] == 30
+    # Everything submitted was accepted, and every accepted message got exactly one receipt.
+    assert out["submitted"] == out["accepted"] == out["receipted"] == 300
+    assert out["refused"] == {}
+    assert (out["missing"], out["duplicates"], out["unknown_receipts"]) == (0, 0, 0)
+    assert out["undelivered"] == 0
+    assert out["complete"] is True
+    assert out["receipted_per_s"] > 0
+    # A receipt comes after the carrier's delay, and after the submit_sm_resp.
+    assert 50 <= out["receipt_p50_ms"] <= out["receipt_p99_ms"]
+    assert 0 < out["resp_p50_ms"] <= out["resp_p99_ms"]
+    assert out["receipt_p50_ms"] > out["resp_p50_ms"]
+    assert out["peak_rss_mib"] > 10
+    assert out["switch_cpu_ms_per_msg"] > 0
+    assert out["carriers_peak_rss_mib"] is None and out["carriers_cpu_pct"] is None
+
+
+def test_e2e_with_carrier_sim_processes():
+    out = _e2e("--messages", "100", "--binds", "1", "--carriers", "1", "--carrier-binds", "1",
+               "--simulators", "out", "--dlr-delay", "0.05", "--warmup", "0")  # fmt: skip
+
+    assert out["simulators"] == "subprocesses"
+    assert out["warmup"] == 0
+    assert out["accepted"] == out["receipted"] == 100
+    assert out["complete"] is True
+    assert len(out["carriers_peak_rss_mib"]) == 1 and out["carriers_peak_rss_mib"][0] > 10
+
+
+def test_e2e_destinations_cycle_over_the_carriers():
+    numbers = bench.e2e_numbers(3)
+    assert {len(n) for n in numbers} == {11}
+    assert [n[:4] for n in numbers[:4]] == [b"3361", b"3362", b"3363", b"3361"]
+    assert len(set(numbers)) == len(numbers)
+    raw, at = bench._template(1, numbers[0].decode())
+    pdu = decode(raw)
+    assert pdu.params["registered_delivery"] == 1
+    assert raw[at : at + 11] == numbers[0]
+
+
+def test_e2e_refuses_a_target():
+    result = CliRunner().invoke(main, ["bench", "--mode", "e2e", "--target", "127.0.0.1:2775"])
+    assert result.exit_code == 1
+    assert "no --target" in result.output
+
+
+def test_e2e_mixed_id_forms_receipt_every_message():
+    out = _e2e("--messages", "200", "--binds", "2", "--carriers", "2", "--carrier-binds", "1",
+               "--mixed-ids", "--dlr-delay", "0.05", "--warmup", "0", "--timeout", "5")  # fmt: skip
+
+    assert out["mixed_ids"] is True
+    assert out["missing"] == 0 and out["complete"] is True
