@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from . import addresses
+from . import addresses, hours
 from .protocol import smpptime
 from .protocol.constants import ESM_UDHI, Status, Tag
 from .protocol.pdu import encode_tlvs
@@ -19,7 +19,6 @@ from .store.accounts import Account
 from .store.messages import State
 from .store.service import Store
 
-DEFAULT_VALIDITY = 48 * 3600.0  # how long a message without validity_period is tried
 MAX_BODY = 255 * 134  # the most that 255 concatenated parts can carry
 # data_coding values smsc carries (spec 5.2.19): the GSM default alphabet, IA5, 8-bit binary,
 # Latin-1, UCS-2, and the GSM message-class codings (0xF0-0xFF, e.g. flash SMS).
@@ -56,7 +55,7 @@ class Acceptor:
         now = self._clock.seconds()
         if account.tps and not self._throttle(account, len(destinations), now):
             return done(Status.RTHROTTLED, [], [])
-        common = self._check(params, tlvs, now)
+        common = self._check(account, params, tlvs, now)
         if type(common) is not tuple:
             return done(common, [], [])
         due_at, expires_at, body, extra_tlvs = common
@@ -109,7 +108,7 @@ class Acceptor:
             bucket = self._buckets[account.id] = TokenBucket(account.tps, now)
         return bucket.take(n, now)
 
-    def _check(self, params, tlvs, now) -> tuple | Status:
+    def _check(self, account: Account, params, tlvs, now) -> tuple | Status:
         """The checks that do not depend on the destination: a status, or what the row needs
         (due_at, expires_at, body, the other TLVs encoded)."""
         if not addresses.valid_source(params["source_addr"], params["source_addr_ton"]):
@@ -148,9 +147,19 @@ class Acceptor:
             expiry = smpptime.parse(params["validity_period"], now)
         except ValueError:
             return Status.RINVEXPIRY
-        expires_at = due_at + DEFAULT_VALIDITY if expiry is None else expiry
+        if expiry is None:
+            expires_at = due_at + account.default_validity
+        else:  # the account's maximum bounds what a client asks
+            expires_at = min(expiry, due_at + account.max_validity)
         if expires_at <= due_at:
             return Status.RINVEXPIRY
+        if account.marketing:
+            # Held until its sending hours open; if its validity ends first, it is due when
+            # it expires, and expires then rather than going out late.
+            try:
+                due_at = min(hours.of(account).next_open(due_at), expires_at)
+            except ValueError:  # hours that never open: it waits for its expiry
+                due_at = expires_at
         return due_at, expires_at, body, extra
 
 

@@ -1,11 +1,13 @@
 """Wiring: the services a config names, on one Twisted reactor."""
 
+import math
 import sys
 from dataclasses import dataclass, field
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
+from . import hours
 from .accept import Acceptor
 from .config import Config
 from .deliveries import OutboxSender
@@ -21,7 +23,7 @@ from .store.queue import Settle
 from .store.service import Store
 
 _log = Logger()
-ROUTES_RELOAD = 5.0  # seconds: routes changed with the CLI reach a running server this fast
+RELOAD = 5.0  # seconds: routes and accounts changed with the CLI reach a running server so fast
 
 
 @dataclass
@@ -83,9 +85,23 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         return Settle(reactor.seconds(), config.queue.outbox_retention, client_receipt)
 
     outbox = OutboxSender(store, reactor, switch.server, config.queue)
+    marketing: dict[int, accounts.Account] = {}  # refreshed with the routes
+
+    def held(account_id: int, now: float) -> float | None:
+        """When a promotional account's sending hours open, if they are closed now."""
+        account = marketing.get(account_id)
+        if account is None:
+            return None
+        try:
+            opens = hours.of(account).next_open(now)
+        except ValueError:  # hours that never open: held until it expires
+            return math.inf
+        return None if opens <= now else opens
+
     dispatcher = Dispatcher(
-        store, reactor, [], router, config.queue, settle, routing.ported, receipts.normalise
-    )
+        store, reactor, [], router, config.queue, settle, routing.ported, receipts.normalise,
+        held,
+    )  # fmt: skip
     inbound = Inbound(store, reactor, settle, dispatcher.flush, outbox.wake)
     carriers = [Carrier(c, reactor, dispatcher, inbound.deliver) for c in config.carriers]
     dispatcher.attach(carriers)
@@ -96,17 +112,32 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         carriers, dispatcher, inbound, outbox,
     )  # fmt: skip
 
-    def reload_routes():
+    def reload():
         d = store.read(routing.all_routes)
         d.addCallback(_use_routes, switch, acceptor)
         d.addErrback(lambda f: _log.failure("reading the routes failed", f))
+        d = store.read(accounts.all_accounts)
+        d.addCallback(_use_accounts, marketing, switch.server)
+        d.addErrback(lambda f: _log.failure("reading the accounts failed", f))
 
-    LoopingCall(reload_routes).start(ROUTES_RELOAD, now=False)
+    reload()
+    LoopingCall(reload).start(RELOAD, now=False)
     dispatcher.start()
     outbox.start()
     for carrier in carriers:
         for factory in carrier.factories:
             factory.connect(reactor)
+
+
+def _use_accounts(found: list[accounts.Account], marketing: dict, server: SmppServer) -> None:
+    """Account changes made with the CLI reach the bound sessions and the dispatcher."""
+    marketing.clear()
+    marketing.update((a.id, a) for a in found if a.marketing)
+    by_id = {a.id: a for a in found}
+    for account_id, sessions in server.sessions.items():
+        if account_id in by_id:
+            for session in sessions:
+                session.account = by_id[account_id]
 
 
 def _use_routes(routes, switch: Switch, acceptor: Acceptor) -> None:

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from . import config as configuration
+from . import hours
 from .store import accounts, db, messages
 from .store.accounts import AccountError
 
@@ -133,6 +134,12 @@ def _account_dict(a: accounts.Account) -> dict:
         "max_binds": a.max_binds,
         "tps": a.tps,
         "created_at": _iso(a.created_at),
+        "traffic": "marketing" if a.marketing else "transactional",
+        "sending_hours": a.sending_hours or hours.DEFAULT,
+        "timezone": a.timezone,
+        "holidays": a.holidays,
+        "validity": a.default_validity,
+        "max_validity": a.max_validity,
     }
 
 
@@ -205,20 +212,51 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
 @click.option("--tps", type=int, help="Submits/s cap, 0 = none.")
 @click.option("--max-binds", type=int)
 @click.option("--enable/--disable", "enabled", default=None, help="Allow or refuse binds.")
+@click.option(
+    "--marketing/--transactional",
+    "marketing",
+    default=None,
+    help="Promotional traffic is held outside its sending hours.",
+)
+@click.option(
+    "--sending-hours",
+    metavar="SPEC",
+    help=f'When promotional messages may go, e.g. "{hours.DEFAULT}" (the default).',
+)
+@click.option("--timezone", metavar="ZONE", help="Of the sending hours [Europe/Paris].")
+@click.option("--holidays", type=click.Choice(["fr", "none"]), help="Public holidays: no sending.")
+@click.option(
+    "--validity",
+    "default_validity",
+    type=int,
+    metavar="SECONDS",
+    help="How long a message is tried when its client gives no validity [172800].",
+)
+@click.option("--max-validity", type=int, metavar="SECONDS",
+              help="How long a message is tried at most [604800].")  # fmt: skip
 @pass_context
-def account_set(ctx: Context, system_id: str, password, tps, max_binds, enabled) -> None:
-    """Change an account; new values apply from its next bind.
+def account_set(ctx: Context, system_id: str, password, **values) -> None:
+    """Change an account; new values apply from its next bind, or within seconds for a bound
+    one's messages.
 
     \b
     Example:
       smsc account set acme --tps 100 --disable
+      smsc account set shop --marketing --sending-hours "mon-fri 09:00-20:00"
     """
-    if (password, tps, max_binds, enabled) == (None, None, None, None):
+    if password is None and all(v is None for v in values.values()):
         raise click.UsageError("nothing to change: give at least one option")
     with _admin(ctx) as conn:
-        accounts.change(
-            conn, system_id, password=password, tps=tps, max_binds=max_binds, enabled=enabled
-        )
+        before = accounts.require(conn, system_id)
+        try:  # the sending hours as a whole, as they will be
+            hours.SendingHours.parse(
+                values["sending_hours"] or before.sending_hours or hours.DEFAULT,
+                values["timezone"] or before.timezone,
+                values["holidays"] or before.holidays,
+            )
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        accounts.change(conn, system_id, password=password, **values)
     click.echo(f"account {system_id} changed")
 
 
@@ -655,6 +693,29 @@ def message_show(ctx: Context, message_id: str, as_json: bool) -> None:
     )
 
 
+@message_group.command("cancel")
+@click.argument("message_id")
+@pass_context
+def message_cancel(ctx: Context, message_id: str) -> None:
+    """Cancel a message that has not left for a carrier (all the destinations of a
+    submit_multi, given its id).
+
+    \b
+    Example:
+      smsc message cancel 42
+    """
+    if not message_id.isdigit():
+        raise click.ClickException(f"{message_id!r} is not a message id")
+    with _admin(ctx) as conn:
+        message = messages.get(conn, int(message_id))
+        if message is None:
+            raise click.ClickException(f"no message {message_id}")
+        n = messages.cancel(conn, message.account_id, time.time(), message_id=int(message_id))
+    if not n:
+        raise click.ClickException(f"message {message_id} is {message.state}: too late to cancel")
+    click.echo(f"cancelled {n} message{'s' * (n > 1)}")
+
+
 @main.group("queue")
 def queue_group() -> None:
     """The message queue.
@@ -679,6 +740,37 @@ def queue_stats(ctx: Context, as_json: bool) -> None:
         counts = messages.count_by_state(conn)
     rows = [{"state": s.value, "messages": counts.get(s.value, 0)} for s in messages.State]
     _output(rows, as_json, ["state", "messages"])
+
+
+@queue_group.command("cancel")
+@click.option("--account", "system_id", required=True, help="The account whose messages to cancel.")
+@click.option("--service-type", default="", help="Only the messages of this service_type.")
+@pass_context
+def queue_cancel(ctx: Context, system_id: str, service_type: str) -> None:
+    """Cancel every message of an account that has not left for a carrier (scheduled ones
+    included), in chunks, with a progress bar.
+
+    \b
+    Example:
+      smsc queue cancel --account shop --service-type PROMO
+    """
+    engine = ctx.engine()
+    with engine.connect() as conn:
+        try:
+            account = accounts.require(conn, system_id)
+        except AccountError as e:
+            raise click.ClickException(str(e)) from None
+        ids = messages.waiting_ids(conn, account.id, service_type)
+    cancelled = 0
+    chunks = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
+    with click.progressbar(
+        length=len(ids), label="cancelling", file=click.get_text_stream("stderr")
+    ) as bar:
+        for chunk in chunks:
+            with db.writing(engine) as conn:
+                cancelled += messages.cancel_ids(conn, chunk, time.time())
+            bar.update(len(chunk))
+    click.echo(f"cancelled {cancelled} messages of {system_id}")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -830,9 +922,10 @@ def carrier_sim(**o) -> None:
 @click.option(
     "--pending",
     type=int,
-    default=0,
+    default=1000,
     show_default=True,
-    help="e2e: most messages submitted and not yet receipted, in all; 0: no cap.",
+    help="e2e: most messages submitted and not yet receipted, in all (the latency is about "
+    "this ÷ the rate); 0: no cap.",
 )
 @click.option(
     "--mixed-ids/--same-ids",

@@ -6,12 +6,12 @@ The store is a fake that keeps the rows and their callback; the clock is a `task
 import pytest
 from twisted.internet.task import Clock
 
-from smsc.accept import DEFAULT_VALIDITY, MAX_BODY, Acceptor
+from smsc.accept import MAX_BODY, Acceptor
 from smsc.protocol import smpptime
 from smsc.protocol.constants import Command, Status, Tag
 from smsc.protocol.pdu import decode_tlvs, encode_tlvs, zero_params
 from smsc.protocol.throttle import TokenBucket
-from smsc.store.accounts import Account
+from smsc.store.accounts import DEFAULT_VALIDITY, Account
 from smsc.store.messages import COLUMNS
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC

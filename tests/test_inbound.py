@@ -118,7 +118,9 @@ class Harness:
                     updated_at=NOW,
                 )
             )
-            queue.claim(conn, NOW, 10, lambda conn, numbers: {})
+            queue.claim(
+                conn, NOW, 10, lambda conn, numbers: {}, Settle(NOW, 3600.0, client_receipt)
+            )
             parts = [(message_id, seq, carrier, cid) for seq, cid in enumerate(carrier_ids, 1)]
             queue.record_parts(conn, parts, NOW)
             queue.mark_sent(conn, [(message_id, carrier)], Settle(NOW, 3600.0, client_receipt))

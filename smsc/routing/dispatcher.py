@@ -47,6 +47,7 @@ class Dispatcher:
         settle: Callable[[], Settle],
         ported: Callable,
         normalise: Callable[[str], str],
+        held: Callable[[int, float], float | None] = lambda account_id, now: None,
     ):
         self.store = store
         self.clock = clock
@@ -56,6 +57,7 @@ class Dispatcher:
         self._settle = settle  # what settling needs, as of now
         self._ported = ported
         self._normalise = normalise
+        self._held = held  # (account, now) → when its sending hours open, if they are closed
         self._by_name = {c.name: c for c in carriers}
         self._claiming = False
         self._again = False  # woken while a claim was running: claim again at once after it
@@ -65,7 +67,7 @@ class Dispatcher:
         self._sent: list[tuple[int, str]] = []
         self._failed: list[tuple[int, str, int]] = []
         self._back: list[int] = []
-        self._later: list[int] = []
+        self._later: dict[float, list[int]] = {}  # due again at → messages
 
     def attach(self, carriers: list[Carrier]) -> None:
         """The carriers, made after the dispatcher since they report to it."""
@@ -108,14 +110,19 @@ class Dispatcher:
             return self.wake(_IDLE)
         limit = min(room, self.config.claim_batch)
         self._claiming = True
-        d = self.store.write(queue.claim, self.clock.seconds(), limit, self._ported)
+        d = self.store.write(queue.claim, self.clock.seconds(), limit, self._ported, self._settle())
         d.addCallback(self._claimed, limit)
         d.addErrback(self._claim_failed)
 
     def _claimed(self, due: list[Due], limit: int) -> None:
         self._claiming = False
+        now = self.clock.seconds()
         for message in due:
-            self._route(message)
+            opens = self._held(message.account_id, now)
+            if opens is not None:  # outside its account's sending hours: back until they open
+                self._later.setdefault(opens, []).append(message.id)
+            else:
+                self._route(message)
         self._flush_soon()
         # A full batch, or woken meanwhile: more may be due at once. Otherwise rest.
         again, self._again = self._again, False
@@ -144,7 +151,8 @@ class Dispatcher:
                 out.pending = len(parts)
                 carrier.enqueue(parts)
                 return
-        self._later.append(due.id)  # no carrier can take it now: it waits in the queue
+        # No carrier can take it now: it waits in the queue.
+        self._later.setdefault(self.clock.seconds() + self.config.retry_delay, []).append(due.id)
 
     def _cut(self, out: Outgoing) -> list[Part]:
         """The submit_sm PDUs of a message, in the carrier's way for long texts."""
@@ -245,7 +253,7 @@ class Dispatcher:
         sent, self._sent = self._sent, []
         failed, self._failed = self._failed, []
         back, self._back = self._back, []
-        later, self._later = self._later, []
+        later, self._later = self._later, {}
         settle = self._settle()
         write = self.store.write
         if parts or sent:
@@ -255,9 +263,8 @@ class Dispatcher:
             write(queue.fail, failed, settle).addErrback(self._failed_write, "refusals")
         if back:
             write(queue.put_back, back, now, now).addErrback(self._failed_write, "put back")
-        if later:
-            due = now + self.config.retry_delay
-            write(queue.put_back, later, due, now).addErrback(self._failed_write, "put back")
+        for due, ids in later.items():
+            write(queue.put_back, ids, due, now).addErrback(self._failed_write, "put back")
         if back:
             self.wake()
 

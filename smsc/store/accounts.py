@@ -7,13 +7,27 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from .schema import accounts, messages
+from .schema import CHARTER_HOURS, accounts, messages
 
 # scrypt at n=2**14, r=8: ~60 ms and 16 MiB a check here, so guessing is slow; the server keeps
 # a cache of recent successful binds so that reconnect storms do not pay it again.
 _N, _R, _P = 2**14, 8, 1
 
 DEFAULT_MAX_BINDS = 10
+DEFAULT_VALIDITY = 48 * 3600  # seconds a message is tried when its client gives no validity
+MAX_VALIDITY = 7 * 24 * 3600  # and at most
+# What `change` may set besides the password, with the check each value must pass.
+_SETTABLE = {
+    "max_binds": lambda v: v >= 1 or "--max-binds must be at least 1",
+    "tps": lambda v: v >= 0 or "--tps must be 0 (no cap) or more",
+    "enabled": lambda v: True,
+    "marketing": lambda v: True,
+    "sending_hours": lambda v: True,  # parsed by the caller (smsc.hours), kept as its text
+    "timezone": lambda v: True,
+    "holidays": lambda v: v in ("fr", "none") or "--holidays must be fr or none",
+    "default_validity": lambda v: v > 0 or "--validity must be more than 0 seconds",
+    "max_validity": lambda v: v > 0 or "--max-validity must be more than 0 seconds",
+}
 
 
 class AccountError(Exception):
@@ -29,6 +43,12 @@ class Account:
     tps: int
     enabled: bool
     created_at: float
+    marketing: bool = False
+    sending_hours: str = CHARTER_HOURS
+    timezone: str = "Europe/Paris"
+    holidays: str = "fr"
+    default_validity: int = DEFAULT_VALIDITY
+    max_validity: int = MAX_VALIDITY
 
 
 def hash_password(password: str) -> str:
@@ -110,22 +130,18 @@ def all_accounts(conn: Connection) -> list[Account]:
     return [Account(**row._mapping) for row in rows]
 
 
-def change(
-    conn: Connection,
-    system_id: str,
-    *,
-    password: str | None = None,
-    max_binds: int | None = None,
-    tps: int | None = None,
-    enabled: bool | None = None,
-) -> Account:
-    _check(system_id, password, max_binds, tps)
-    require(conn, system_id)
-    values = {
-        k: v
-        for k, v in {"max_binds": max_binds, "tps": tps, "enabled": enabled}.items()
-        if v is not None
-    }
+def change(conn: Connection, system_id: str, *, password: str | None = None, **values) -> Account:
+    """Set the given columns (those of `_SETTABLE`; None means unchanged) and the password."""
+    _check(system_id, password, None, None)
+    values = {k: v for k, v in values.items() if v is not None}
+    for key, value in values.items():
+        verdict = _SETTABLE[key](value)
+        if verdict is not True:
+            raise AccountError(verdict)
+    before = require(conn, system_id)
+    default = values.get("default_validity", before.default_validity)
+    if default > values.get("max_validity", before.max_validity):
+        raise AccountError("the default validity cannot be longer than the maximum")
     if password is not None:
         values["password_hash"] = hash_password(password)
     if values:

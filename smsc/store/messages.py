@@ -192,6 +192,23 @@ def cancel(
     return result.rowcount
 
 
+def waiting_ids(conn: Connection, account_id: int, service_type: str = "") -> list[int]:
+    """The account's messages that have not left (for an admin's bulk cancel)."""
+    where = [messages.c.state.in_(WAITING), messages.c.account_id == account_id]
+    if service_type:
+        where.append(messages.c.service_type == service_type)
+    return conn.execute(select(messages.c.id).where(*where).order_by(messages.c.id)).scalars().all()
+
+
+def cancel_ids(conn: Connection, ids: list[int], now: float) -> int:
+    result = conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.state.in_(WAITING))
+        .values(state=State.DELETED, updated_at=now)
+    )
+    return result.rowcount
+
+
 def replace(
     conn: Connection,
     account_id: int,

@@ -4,8 +4,9 @@ record what carriers took, put back what did not go, and settle messages from th
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT
 from .messages import FINAL, Message, State
@@ -58,38 +59,109 @@ def release_in_flight(conn: Connection, now: float) -> int:
     return result.rowcount
 
 
-def claim(conn: Connection, now: float, limit: int, ported) -> list[Due]:
-    """Take up to `limit` due messages, oldest due first, and mark them SENDING. `ported`
-    (numbers → {number: carrier}) is asked once for the whole batch."""
-    due = (
-        select(messages.c.id)
-        .where(messages.c.state == State.ACCEPTED, messages.c.due_at <= now)
-        .order_by(messages.c.due_at, messages.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+def claim(conn: Connection, now: float, limit: int, ported, how: "Settle") -> list[Due]:
+    """Take up to `limit` due messages and mark them SENDING, shared fairly between the
+    accounts that have some due: one account's campaign does not hold back another's single
+    message. Each account's oldest due first; the result alternates between accounts.
+    Messages found past their validity are expired on the way (with a receipt when asked).
+    `ported` (numbers → {number: carrier}) is asked once for the whole batch."""
+    ids = _fair_share(conn, now, limit)
+    if not ids:
+        return []
     rows = conn.execute(
         update(messages)
-        .where(messages.c.id.in_(due.scalar_subquery()))
+        .where(messages.c.id.in_(ids), messages.c.state == State.ACCEPTED)
         .values(state=State.SENDING, updated_at=now, attempts=messages.c.attempts + 1)
-        .returning(*_DUE_COLUMNS)
+        .returning(*_DUE_COLUMNS, messages.c.expires_at)
     ).all()
+    expired = [row.id for row in rows if row.expires_at <= now]
+    if expired:
+        expire(conn, expired, how)
+        rows = [row for row in rows if row.expires_at > now]
     if not rows:
         return []
     # A message sent again starts over: the parts of an earlier, cut attempt are forgotten.
     conn.execute(message_parts.delete().where(message_parts.c.message_id.in_([r.id for r in rows])))
     carriers = ported(conn, list({row.destination for row in rows}))
-    rows.sort(key=lambda row: (row.due_at, row.id))
-    return [Due(*row, carriers.get(row.destination)) for row in rows]
+    order = {message_id: i for i, message_id in enumerate(ids)}
+    rows.sort(key=lambda row: order[row.id])
+    return [Due(*row[:-1], carriers.get(row.destination)) for row in rows]
+
+
+# The accounts with messages waiting, found by hopping through the queue index from one
+# account to the next (a loose index scan: a few lookups an account, however many messages).
+_QUEUED_ACCOUNTS = text(
+    """
+    WITH RECURSIVE queued(account_id) AS (
+        SELECT MIN(account_id) FROM messages WHERE state = :state
+        UNION ALL
+        SELECT (SELECT MIN(m.account_id) FROM messages m
+                WHERE m.state = :state AND m.account_id > queued.account_id)
+        FROM queued WHERE queued.account_id IS NOT NULL
+    )
+    SELECT account_id FROM queued WHERE account_id IS NOT NULL
+    """
+)
+
+
+def _fair_share(conn: Connection, now: float, limit: int) -> list[int]:
+    """Ids of due messages, up to `limit`: each account with due messages gets an equal share,
+    and what one leaves of its share goes to the others (a few rounds), interleaved."""
+    accounts = conn.execute(_QUEUED_ACCOUNTS, {"state": State.ACCEPTED}).scalars().all()
+    picked: dict[int, list[int]] = {a: [] for a in accounts}
+    hungry, room = list(accounts), limit
+    for _ in range(3):
+        if not hungry or room <= 0:
+            break
+        share, still = max(1, room // len(hungry)), []
+        for account in hungry:
+            take = min(share, room)
+            if take <= 0:
+                break
+            due = (
+                select(messages.c.id)
+                .where(
+                    messages.c.state == State.ACCEPTED,
+                    messages.c.account_id == account,
+                    messages.c.due_at <= now,
+                )
+                .order_by(messages.c.due_at, messages.c.id)
+                .limit(take)
+                .offset(len(picked[account]))
+            )
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            got = conn.execute(due).scalars().all()
+            picked[account] += got
+            room -= len(got)
+            if len(got) == take:
+                still.append(account)
+        hungry = still
+    return [i for row in zip_longest(*picked.values()) for i in row if i is not None]
+
+
+def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
+    """Messages past their validity, unsent: EXPIRED, with a receipt when the client asked."""
+    for message_id in ids:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id)
+            .values(state=State.EXPIRED, updated_at=how.now)
+        )
+        _queue_receipt(conn, message_id, State.EXPIRED, 0, how)
 
 
 def put_back(conn: Connection, ids: list[int], due_at: float, now: float) -> None:
-    """Messages that did not go (no carrier bound, a cut connection) wait in the queue again."""
+    """Messages that did not go (no carrier bound, a cut connection, outside their sending
+    hours) wait in the queue again until `due_at` — or until they expire, if that is sooner."""
     conn.execute(
         update(messages)
         .where(messages.c.id.in_(ids), messages.c.state == State.SENDING)
-        .values(state=State.ACCEPTED, due_at=due_at, updated_at=now)
+        .values(
+            state=State.ACCEPTED,
+            due_at=case((messages.c.expires_at < due_at, messages.c.expires_at), else_=due_at),
+            updated_at=now,
+        )
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+CHARTER_HOURS = "mon-sat 08:00-21:30"  # the French operators' business messaging charter
 
 accounts = Table(
     "accounts",
@@ -29,6 +30,15 @@ accounts = Table(
     Column("tps", Integer, nullable=False),  # submits per second, 0 = no cap
     Column("enabled", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    # Promotional traffic is held outside its sending hours; transactional is not.
+    Column("marketing", Boolean, nullable=False, server_default="0"),
+    Column("sending_hours", String(200), nullable=False, server_default=CHARTER_HOURS),
+    Column("timezone", String(64), nullable=False, server_default="Europe/Paris"),
+    Column("holidays", String(8), nullable=False, server_default="fr"),
+    # Seconds a message is tried from its due time: when the client gives no validity, and
+    # at most.
+    Column("default_validity", Integer, nullable=False, server_default="172800"),
+    Column("max_validity", Integer, nullable=False, server_default="604800"),
 )
 
 # One row per message and destination: the queue itself (state, due_at) and its history.
@@ -60,7 +70,7 @@ messages = Table(
     Column("carrier", String(32)),  # the carrier it went to, last time it went
     Column("attempts", SmallInteger, nullable=False, server_default="0"),
     Column("error", Integer),  # the carrier's status or receipt error code, when it failed
-    Index("messages_queue", "state", "due_at"),
+    Index("messages_queue", "state", "account_id", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
     Index(
         "messages_multi",
