@@ -78,14 +78,15 @@ def start(config: Config, reactor) -> Switch:
 def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor) -> None:
     """Carrier links, the dispatcher, receipts and the outbox."""
     store = switch.store
-    with store.engine.connect() as conn:
+    marketing: dict[int, accounts.Account] = {}  # refreshed with the routes
+    with store.engine.connect() as conn:  # before the first claim: no message slips through
         router = Router(config.carriers, config.routing.default, routing.all_routes(conn))
+        _use_accounts(accounts.all_accounts(conn), marketing, switch.server)
 
     def settle() -> Settle:
         return Settle(reactor.seconds(), config.queue.outbox_retention, client_receipt)
 
     outbox = OutboxSender(store, reactor, switch.server, config.queue)
-    marketing: dict[int, accounts.Account] = {}  # refreshed with the routes
 
     def held(account_id: int, now: float) -> float | None:
         """When a promotional account's sending hours open, if they are closed now."""
@@ -120,7 +121,6 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         d.addCallback(_use_accounts, marketing, switch.server)
         d.addErrback(lambda f: _log.failure("reading the accounts failed", f))
 
-    reload()
     LoopingCall(reload).start(RELOAD, now=False)
     dispatcher.start()
     outbox.start()

@@ -2,6 +2,7 @@
 the config whether or not a server is running."""
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -663,10 +664,8 @@ def message_show(ctx: Context, message_id: str, as_json: bool) -> None:
     Example:
       smsc message show 42
     """
-    if not message_id.isdigit():
-        raise click.ClickException(f"{message_id!r} is not a message id")
     with ctx.engine().connect() as conn:
-        message = messages.get(conn, int(message_id))
+        message = messages.get(conn, _message_id(message_id))
         if message is None:
             raise click.ClickException(f"no message {message_id}")
         owner = accounts.by_id(conn, message.account_id)
@@ -704,13 +703,11 @@ def message_cancel(ctx: Context, message_id: str) -> None:
     Example:
       smsc message cancel 42
     """
-    if not message_id.isdigit():
-        raise click.ClickException(f"{message_id!r} is not a message id")
     with _admin(ctx) as conn:
-        message = messages.get(conn, int(message_id))
+        message = messages.get(conn, _message_id(message_id))
         if message is None:
             raise click.ClickException(f"no message {message_id}")
-        n = messages.cancel(conn, message.account_id, time.time(), message_id=int(message_id))
+        n = messages.cancel(conn, message.account_id, time.time(), message_id=message.id)
     if not n:
         raise click.ClickException(f"message {message_id} is {message.state}: too late to cancel")
     click.echo(f"cancelled {n} message{'s' * (n > 1)}")
@@ -763,9 +760,7 @@ def queue_cancel(ctx: Context, system_id: str, service_type: str) -> None:
         ids = messages.waiting_ids(conn, account.id, service_type)
     cancelled = 0
     chunks = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
-    with click.progressbar(
-        length=len(ids), label="cancelling", file=click.get_text_stream("stderr")
-    ) as bar:
+    with click.progressbar(length=len(ids), label="cancelling", file=sys.stderr) as bar:
         for chunk in chunks:
             with db.writing(engine) as conn:
                 cancelled += messages.cancel_ids(conn, chunk, time.time())
@@ -774,6 +769,15 @@ def queue_cancel(ctx: Context, system_id: str, service_type: str) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _message_id(text: str) -> int:
+    """A message id as the client got it: decimal digits, within what the store can hold."""
+    if not (text.isascii() and text.isdigit()):
+        raise click.ClickException(f"{text!r} is not a message id")
+    if int(text) >= 2**63:
+        raise click.ClickException(f"no message {text}")
+    return int(text)
 
 
 @contextmanager

@@ -229,6 +229,8 @@ class ClientSession(SessionProtocol):
             return self.answer(pdu, Status.RINVEXPIRY)
         if p["registered_delivery"] & 0xE3 not in (0, 1, 2):
             return self.answer(pdu, Status.RINVREGDLVFLG)
+        if expires_at is not None:  # the account's maximum bounds a new validity too
+            expires_at = min(expires_at, max(due_at or now, now) + self.account.max_validity)
         d = self.server.store.write(
             messages.replace,
             self.account.id,
@@ -262,8 +264,10 @@ class ClientSession(SessionProtocol):
 
 
 def _parse_id(text: str) -> int | None:
-    """Our message ids are decimal row ids."""
-    return int(text) if text.isdigit() and len(text) <= 19 else None
+    """Our message ids are decimal row ids (ASCII digits: "²".isdigit() is true too)."""
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        return None
+    return int(text)
 
 
 class SmppServer(ServerFactory):

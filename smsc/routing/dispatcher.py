@@ -68,6 +68,9 @@ class Dispatcher:
         self._failed: list[tuple[int, str, int]] = []
         self._back: list[int] = []
         self._later: dict[float, list[int]] = {}  # due again at → messages
+        self._turn = 0  # the account the next claim serves first (fairness across claims)
+        # When to look for expired messages next, while no carrier can take any.
+        self._expiry_look = clock.seconds() + max(config.retry_delay, _IDLE)
 
     def attach(self, carriers: list[Carrier]) -> None:
         """The carriers, made after the dispatcher since they report to it."""
@@ -107,15 +110,37 @@ class Dispatcher:
             return
         room = sum(max(0, c.room()) for c in self.carriers)
         if room <= 0:
+            if not any(c.bound for c in self.carriers):
+                self._expire_waiting()
             return self.wake(_IDLE)
         limit = min(room, self.config.claim_batch)
         self._claiming = True
-        d = self.store.write(queue.claim, self.clock.seconds(), limit, self._ported, self._settle())
+        d = self.store.write(
+            queue.claim, self.clock.seconds(), limit, self._ported, self._settle(), self._turn
+        )
         d.addCallback(self._claimed, limit)
         d.addErrback(self._claim_failed)
 
+    def _expire_waiting(self) -> None:
+        """No carrier is bound, so nothing is claimed, and nothing would expire until one
+        binds again: every retry_delay, expire the messages past their validity meanwhile
+        (their clients hear of it in time). While carriers are bound, claims expire them."""
+        now = self.clock.seconds()
+        if now < self._expiry_look:
+            return
+        self._expiry_look = now + max(self.config.retry_delay, _IDLE)
+        d = self.store.write(queue.expire_due, now, self.config.claim_batch, self._settle())
+        d.addCallback(self._expired)
+        d.addErrback(self._failed_write, "expiries")
+
+    def _expired(self, count: int) -> None:
+        if count >= self.config.claim_batch:  # a full batch: more may wait, look again soon
+            self._expiry_look = self.clock.seconds()
+
     def _claimed(self, due: list[Due], limit: int) -> None:
         self._claiming = False
+        if due:  # the next claim starts with the account after the last one served
+            self._turn = due[-1].account_id + 1
         now = self.clock.seconds()
         for message in due:
             opens = self._held(message.account_id, now)

@@ -9,7 +9,7 @@ from itertools import zip_longest
 from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT
-from .messages import FINAL, Message, State
+from .messages import FINAL, Message, State, unindexed
 from .schema import message_parts, messages, outbox
 
 # How bad a final state is, to settle a message whose parts ended differently.
@@ -59,18 +59,23 @@ def release_in_flight(conn: Connection, now: float) -> int:
     return result.rowcount
 
 
-def claim(conn: Connection, now: float, limit: int, ported, how: "Settle") -> list[Due]:
+def claim(
+    conn: Connection, now: float, limit: int, ported, how: "Settle", first: int = 0
+) -> list[Due]:
     """Take up to `limit` due messages and mark them SENDING, shared fairly between the
     accounts that have some due: one account's campaign does not hold back another's single
-    message. Each account's oldest due first; the result alternates between accounts.
-    Messages found past their validity are expired on the way (with a receipt when asked).
-    `ported` (numbers → {number: carrier}) is asked once for the whole batch."""
-    ids = _fair_share(conn, now, limit)
+    message. Each account's oldest due first; the result alternates between accounts, the
+    accounts taken in turn from the first whose id is `first` or more (the dispatcher moves
+    it on from claim to claim, so that when `limit` is less than the accounts with messages
+    due, the low ids do not take every claim). Messages found past their validity are
+    expired on the way (with a receipt when asked). `ported` (numbers → {number: carrier})
+    is asked once for the whole batch."""
+    ids = _fair_share(conn, now, limit, first)
     if not ids:
         return []
     rows = conn.execute(
         update(messages)
-        .where(messages.c.id.in_(ids), messages.c.state == State.ACCEPTED)
+        .where(messages.c.id.in_(ids), unindexed(messages.c.state) == State.ACCEPTED)
         .values(state=State.SENDING, updated_at=now, attempts=messages.c.attempts + 1)
         .returning(*_DUE_COLUMNS, messages.c.expires_at)
     ).all()
@@ -104,10 +109,14 @@ _QUEUED_ACCOUNTS = text(
 )
 
 
-def _fair_share(conn: Connection, now: float, limit: int) -> list[int]:
+def _fair_share(conn: Connection, now: float, limit: int, first: int = 0) -> list[int]:
     """Ids of due messages, up to `limit`: each account with due messages gets an equal share,
-    and what one leaves of its share goes to the others (a few rounds), interleaved."""
+    and what one leaves of its share goes to the others (a few rounds), interleaved. The
+    accounts are served from the first whose id is `first` or more, round the end to the
+    others."""
     accounts = conn.execute(_QUEUED_ACCOUNTS, {"state": State.ACCEPTED}).scalars().all()
+    turn = next((i for i, a in enumerate(accounts) if a >= first), 0)
+    accounts = accounts[turn:] + accounts[:turn]
     picked: dict[int, list[int]] = {a: [] for a in accounts}
     hungry, room = list(accounts), limit
     for _ in range(3):
@@ -141,14 +150,46 @@ def _fair_share(conn: Connection, now: float, limit: int) -> list[int]:
 
 
 def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
-    """Messages past their validity, unsent: EXPIRED, with a receipt when the client asked."""
-    for message_id in ids:
-        conn.execute(
-            update(messages)
-            .where(messages.c.id == message_id)
-            .values(state=State.EXPIRED, updated_at=how.now)
+    """Messages past their validity, unsent: EXPIRED, with a receipt when the client asked.
+    One statement for them all: a campaign that expires is many messages at once."""
+    conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids))
+        .values(state=State.EXPIRED, updated_at=how.now)
+    )
+    asked = conn.execute(
+        select(messages.c.id).where(
+            messages.c.id.in_(ids), messages.c.registered_delivery.op("&")(3) != 0
         )
+    ).scalars()
+    for message_id in asked.all():
         _queue_receipt(conn, message_id, State.EXPIRED, 0, how)
+
+
+def expire_due(conn: Connection, now: float, limit: int, how: "Settle") -> int:
+    """Expire up to `limit` waiting messages past their validity without claiming anything:
+    for when no carrier is bound (nothing is claimed then), so that the clients still hear of
+    their expiry in time. A waiting message is due by its expiry at the latest (accept,
+    replace and put_back keep due_at <= expires_at), so the due part of the queue index is
+    enough to find them. Returns how many expired."""
+    accounts = conn.execute(_QUEUED_ACCOUNTS, {"state": State.ACCEPTED}).scalars().all()
+    ids: list[int] = []
+    for account in accounts:
+        if len(ids) >= limit:
+            break
+        ids += conn.execute(
+            select(messages.c.id)
+            .where(
+                messages.c.state == State.ACCEPTED,
+                messages.c.account_id == account,
+                messages.c.due_at <= now,
+                messages.c.expires_at <= now,
+            )
+            .limit(limit - len(ids))
+        ).scalars().all()  # fmt: skip
+    if ids:
+        expire(conn, ids, how)
+    return len(ids)
 
 
 def put_back(conn: Connection, ids: list[int], due_at: float, now: float) -> None:
@@ -156,7 +197,7 @@ def put_back(conn: Connection, ids: list[int], due_at: float, now: float) -> Non
     hours) wait in the queue again until `due_at` — or until they expire, if that is sooner."""
     conn.execute(
         update(messages)
-        .where(messages.c.id.in_(ids), messages.c.state == State.SENDING)
+        .where(messages.c.id.in_(ids), unindexed(messages.c.state) == State.SENDING)
         .values(
             state=State.ACCEPTED,
             due_at=case((messages.c.expires_at < due_at, messages.c.expires_at), else_=due_at),
