@@ -164,3 +164,15 @@ def test_e2e_mixed_id_forms_receipt_every_message():
 
     assert out["mixed_ids"] is True
     assert out["missing"] == 0 and out["complete"] is True
+
+
+def test_e2e_stall_reports_what_is_missing():
+    # A carrier that takes an hour to send its receipts: the run stops after the stall limit,
+    # prints its line anyway, and exits 1.
+    out = _e2e("--messages", "20", "--binds", "1", "--carriers", "1", "--carrier-binds", "1",
+               "--dlr-delay", "3600", "--warmup", "0", "--timeout", "2")  # fmt: skip
+
+    assert out["complete"] is False
+    assert out["accepted"] == out["missing"] == 20
+    assert out["receipted"] == 0 and out["receipted_per_s"] == 0
+    assert out["stalled_after_s"] == 2
