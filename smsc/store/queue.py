@@ -9,8 +9,9 @@ from itertools import zip_longest
 from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT
+from . import outbox
 from .messages import FINAL, Message, State, unindexed
-from .schema import message_parts, messages, outbox
+from .schema import message_parts, messages
 
 # How bad a final state is, to settle a message whose parts ended differently.
 _SEVERITY = {
@@ -157,13 +158,8 @@ def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
         .where(messages.c.id.in_(ids))
         .values(state=State.EXPIRED, updated_at=how.now)
     )
-    asked = conn.execute(
-        select(messages.c.id).where(
-            messages.c.id.in_(ids), messages.c.registered_delivery.op("&")(3) != 0
-        )
-    ).scalars()
-    for message_id in asked.all():
-        _queue_receipt(conn, message_id, State.EXPIRED, 0, how)
+    asked = conn.execute(_ASKED, {"ids": ids}).all()
+    _queue_receipts(conn, [(row, State.EXPIRED, 0) for row in asked], how)
 
 
 def expire_due(conn: Connection, now: float, limit: int, how: "Settle") -> int:
@@ -247,142 +243,232 @@ def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> Non
     (ENROUTE); one whose receipts all came already is settled at once."""
     if not sent:
         return
-    conn.execute(
-        update(messages)
-        .where(messages.c.id == bindparam("mid"), messages.c.state == State.SENDING)
-        .values(state=State.ENROUTE, carrier=bindparam("to"), updated_at=how.now),
-        [{"mid": m, "to": carrier} for m, carrier in sent],
-    )
+    for carrier, ids in _grouped(sent).items():
+        for chunk in _chunks(ids):
+            conn.execute(_MARK_SENT, {"ids": chunk, "to": carrier, "now": how.now})
     # Receipts may have come for some parts already (a fast carrier): settle those messages.
-    early = conn.execute(
-        select(message_parts.c.message_id)
-        .where(
-            message_parts.c.message_id.in_([m for m, _ in sent]),
-            message_parts.c.state.in_(FINAL),
-        )
-        .distinct()
-    ).scalars()
-    for message_id in early.all():
-        _settle_if_done(conn, message_id, how)
+    early = conn.execute(_EARLY, {"ids": [m for m, _ in sent]}).scalars().all()
+    _settle(conn, early, how)
 
 
 def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> None:
     """Carriers refused these messages for good: (message_id, carrier, status)."""
-    for message_id, carrier, status in failed:
-        done = conn.execute(
-            update(messages)
-            .where(messages.c.id == message_id, messages.c.state == State.SENDING)
-            .values(state=State.REJECTED, carrier=carrier, error=status, updated_at=how.now)
-        )
-        if done.rowcount:
-            _queue_receipt(conn, message_id, State.REJECTED, status, how)
+    if not failed:
+        return
+    sending = set(conn.execute(_SENDING, {"ids": [m for m, _, _ in failed]}).scalars())
+    failed = [f for f in failed if f[0] in sending]
+    if not failed:
+        return
+    conn.execute(
+        _REJECT,
+        [{"mid": m, "to": c, "err": status, "now": how.now} for m, c, status in failed],
+    )
+    rows = {row.id: row for row in conn.execute(_ROWS, {"ids": list(sending)})}
+    _queue_receipts(conn, [(rows[m], State.REJECTED, status) for m, _, status in failed], how)
 
 
 def record_receipts(
     conn: Connection, receipts: list[tuple[str, tuple[str, ...], str, State, int]], how: Settle
 ) -> list[bool]:
     """Apply carriers' receipts: (carrier, id candidates, the number it is about, state,
-    error). Returns, for each, whether it matched a part we sent."""
-    matched = []
+    error). Returns, for each, whether it matched a part we sent. A handful of statements for
+    the whole batch, whatever its size."""
+    sent = _sent_parts(conn, receipts)
+    now_state: dict[tuple[int, int], int] = {}  # parts' states as this batch leaves them
+    final, progress, errors, done, matched = [], [], [], [], []
     for carrier, candidates, number, state, error in receipts:
-        part = _find_part(conn, carrier, candidates, number)
+        part = _find_part(sent, carrier, candidates, number, now_state)
         matched.append(part is not None)
         if part is None:
             continue
-        where = [message_parts.c.message_id == part.message_id, message_parts.c.seq == part.seq]
-        if state not in FINAL:  # a late intermediate receipt never reopens a settled part
-            where.append(message_parts.c.state.not_in(FINAL))
-        conn.execute(update(message_parts).where(*where).values(state=state, updated_at=how.now))
+        key = (part.message_id, part.seq)
         if state in FINAL:
+            final.append((state, key))
+            now_state[key] = state
+            done.append(part.message_id)
             if error:
-                conn.execute(
-                    update(messages).where(messages.c.id == part.message_id).values(error=error)
-                )
-            _settle_if_done(conn, part.message_id, how)
+                errors.append({"mid": part.message_id, "err": error})
+        elif now_state.get(key, part.state) not in FINAL:
+            progress.append((state, key))
+            now_state[key] = state
+    # A part's last receipt in the batch is the one that counts; a late intermediate receipt
+    # never reopens a settled part.
+    for changes, statement in ((progress, _PART_PROGRESS), (final, _PART_FINAL)):
+        last = {key: state for state, key in changes}
+        by_state_seq = _grouped(((m, (state, n)) for (m, n), state in last.items()))
+        for (state, n), ids in by_state_seq.items():
+            for chunk in _chunks(ids):
+                conn.execute(statement, {"ids": chunk, "n": n, "st": state, "now": how.now})
+    if errors:
+        conn.execute(_ERROR, errors)
+    _settle(conn, done, how)
     return matched
 
 
-def _find_part(conn: Connection, carrier: str, candidates: tuple[str, ...], number: str):
+def _sent_parts(conn: Connection, receipts) -> dict[tuple[str, str], list]:
+    """The parts the receipts' id candidates may stand for, by (carrier, carrier_id)."""
+    wanted: dict[str, set[str]] = {}
+    for carrier, candidates, *_ in receipts:
+        wanted.setdefault(carrier, set()).update(candidates)
+    found: dict[tuple[str, str], list] = {}
+    for carrier, ids in wanted.items():
+        for chunk in _chunks(list(ids)):
+            for row in conn.execute(_PARTS, {"carrier": carrier, "ids": chunk}):
+                found.setdefault((carrier, row.carrier_id), []).append(row)
+    return found
+
+
+def _find_part(sent, carrier: str, candidates: tuple[str, ...], number: str, now_state):
     """The part a receipt's id stands for. A decimal-looking id may be a hex one too, and the
     other way round, so: the parts still waiting for a receipt come before settled ones (a
     carrier repeating itself), a part sent to the number the receipt is about before one that
     was not, the exact form of the id before converted ones, and the newest part last."""
-    rows = conn.execute(
-        select(
-            message_parts.c.message_id,
-            message_parts.c.seq,
-            message_parts.c.carrier_id,
-            message_parts.c.state,
-            message_parts.c.sent_at,
-            messages.c.destination,
-        )
-        .join(messages, messages.c.id == message_parts.c.message_id)
-        .where(message_parts.c.carrier == carrier, message_parts.c.carrier_id.in_(candidates))
-    ).all()
+    rows = [(rank, row) for rank, c in enumerate(candidates) for row in sent.get((carrier, c), ())]
     if not rows:
         return None
-    rank = {form: i for i, form in enumerate(candidates)}
     return min(
         rows,
         key=lambda r: (
-            r.state in FINAL,
-            r.destination != number,
-            rank[r.carrier_id],
-            -r.sent_at,
-            -r.message_id,
+            now_state.get((r[1].message_id, r[1].seq), r[1].state) in FINAL,
+            r[1].destination != number,
+            r[0],
+            -r[1].sent_at,
+            -r[1].message_id,
         ),
-    )
+    )[1]
 
 
-def _settle_if_done(conn: Connection, message_id: int, how: Settle) -> None:
-    """A message whose parts are all taken and all final gets its final state: DELIVERED when
+def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
+    """Messages whose parts are all taken and all final get their final state: DELIVERED when
     every part was, else the worst of them."""
-    row = conn.execute(
-        select(messages.c.state, messages.c.error).where(messages.c.id == message_id)
-    ).first()
-    if row is None or row.state != State.ENROUTE:
+    if not ids:
         return
-    states = conn.execute(
-        select(message_parts.c.state).where(message_parts.c.message_id == message_id)
-    ).scalars().all()  # fmt: skip
-    if not states or any(s not in FINAL for s in states):
+    ids = list(dict.fromkeys(ids))
+    rows = []
+    for chunk in _chunks(ids):
+        rows += conn.execute(_ENROUTE, {"ids": chunk}).all()
+    if not rows:
         return
-    final = max((State(s) for s in states), key=_SEVERITY.__getitem__)
-    conn.execute(
-        update(messages).where(messages.c.id == message_id).values(state=final, updated_at=how.now)
-    )
-    _queue_receipt(conn, message_id, final, row.error or 0, how)
+    order = {message_id: i for i, message_id in enumerate(ids)}
+    rows.sort(key=lambda row: order[row.id])  # the clients' receipts in the carriers' order
+    states: dict[int, list[int]] = {}
+    for chunk in _chunks([row.id for row in rows]):
+        for message_id, state in conn.execute(_PART_STATES, {"ids": chunk}):
+            states.setdefault(message_id, []).append(state)
+    settled = []
+    for row in rows:
+        parts = states.get(row.id)
+        if parts and all(s in FINAL for s in parts):
+            settled.append((row, max((State(s) for s in parts), key=_SEVERITY.__getitem__)))
+    if not settled:
+        return
+    for state, ids in _grouped([(row.id, state) for row, state in settled]).items():
+        for chunk in _chunks(ids):
+            conn.execute(_SETTLE, {"ids": chunk, "st": state, "now": how.now})
+    _queue_receipts(conn, [(row, state, row.error or 0) for row, state in settled], how, states)
 
 
-def _queue_receipt(
-    conn: Connection, message_id: int, state: State, error: int, how: Settle
-) -> None:
-    """The client's receipt, if it asked for one (registered_delivery bits 0-1: 1 always,
-    2 on failure only)."""
-    row = conn.execute(select(messages).where(messages.c.id == message_id)).one()
-    wanted = row.registered_delivery & 3
-    if not (wanted == 1 or (wanted == 2 and state != State.DELIVERED)):
+def _queue_receipts(conn: Connection, settled: list, how: Settle, parts=None) -> None:
+    """The clients' receipts, for the messages whose clients asked for one
+    (registered_delivery bits 0-1: 1 always, 2 on failure only): (message row, final state,
+    error). `parts`: each message's part states, when the caller has them."""
+    wanted = [
+        (row, state, error)
+        for row, state, error in settled
+        if (row.registered_delivery & 3) == 1
+        or ((row.registered_delivery & 3) == 2 and state != State.DELIVERED)
+    ]
+    if not wanted:
         return
-    parts = conn.execute(
-        select(func.count()).where(message_parts.c.message_id == message_id)
-    ).scalar()
-    body, tlvs = how.receipt(Message(**row._mapping), state, error, parts or 1, how.now)
-    conn.execute(
-        outbox.insert().values(
-            account_id=row.account_id,
-            message_id=message_id,
-            source_ton=1,
-            source_npi=1,
-            source=row.destination,
-            destination=row.source,
-            esm_class=ESM_RECEIPT,
-            data_coding=0,
-            body=body,
-            tlvs=tlvs,
-            state="PENDING",
-            attempts=0,
-            created_at=how.now,
-            due_at=how.now,
-            expires_at=how.now + how.retention,
-        )
+    if parts is None:
+        parts = {}
+        for chunk in _chunks([row.id for row, _, _ in wanted]):
+            parts.update({m: [None] * n for m, n in conn.execute(_PART_COUNTS, {"ids": chunk})})
+    expires = how.now + how.retention
+    rows = []
+    for row, state, error in wanted:
+        message = Message(**row._mapping)
+        body, tlvs = how.receipt(message, state, error, len(parts.get(row.id, ())) or 1, how.now)
+        rows.append(
+            (row.account_id, row.id, 1, 1, row.destination, row.source, ESM_RECEIPT, 0, body,
+             tlvs, how.now, how.now, expires)
+        )  # fmt: skip
+    outbox.add(conn, rows)
+
+
+def _grouped(pairs) -> dict:
+    """(item, key) pairs as {key: [items]}, in order."""
+    groups: dict = {}
+    for item, key in pairs:
+        groups.setdefault(key, []).append(item)
+    return groups
+
+
+def _chunks(values: list, size: int = 400):
+    """Lists of at most `size` values: an IN list stays well under any driver's limit."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _ids(column):
+    return column.in_(bindparam("ids", expanding=True))
+
+
+# The statements of settling, built once: building Core statements costs more than running
+# them on a batch of receipts.
+_MARK_SENT = (
+    update(messages)
+    .where(_ids(messages.c.id), messages.c.state == State.SENDING)
+    .values(state=State.ENROUTE, carrier=bindparam("to"), updated_at=bindparam("now"))
+)
+_EARLY = (
+    select(message_parts.c.message_id)
+    .where(_ids(message_parts.c.message_id), message_parts.c.state.in_(FINAL))
+    .distinct()
+)
+_SENDING = select(messages.c.id).where(_ids(messages.c.id), messages.c.state == State.SENDING)
+_REJECT = (
+    update(messages)
+    .where(messages.c.id == bindparam("mid"), messages.c.state == State.SENDING)
+    .values(
+        state=State.REJECTED,
+        carrier=bindparam("to"),
+        error=bindparam("err"),
+        updated_at=bindparam("now"),
     )
+)
+_ROWS = select(messages).where(_ids(messages.c.id))
+_ASKED = select(messages).where(_ids(messages.c.id), messages.c.registered_delivery.op("&")(3) != 0)
+_ENROUTE = select(messages).where(_ids(messages.c.id), messages.c.state == State.ENROUTE)
+_PARTS = (
+    select(
+        message_parts.c.message_id,
+        message_parts.c.seq,
+        message_parts.c.carrier_id,
+        message_parts.c.state,
+        message_parts.c.sent_at,
+        messages.c.destination,
+    )
+    .join(messages, messages.c.id == message_parts.c.message_id)
+    .where(message_parts.c.carrier == bindparam("carrier"), _ids(message_parts.c.carrier_id))
+)
+_PART_STATES = select(message_parts.c.message_id, message_parts.c.state).where(
+    _ids(message_parts.c.message_id)
+)
+_PART_COUNTS = (
+    select(message_parts.c.message_id, func.count())
+    .where(_ids(message_parts.c.message_id))
+    .group_by(message_parts.c.message_id)
+)
+_PART_FINAL = (
+    update(message_parts)
+    .where(_ids(message_parts.c.message_id), message_parts.c.seq == bindparam("n"))
+    .values(state=bindparam("st"), updated_at=bindparam("now"))
+)
+_PART_PROGRESS = _PART_FINAL.where(message_parts.c.state.not_in(FINAL))
+_ERROR = update(messages).where(messages.c.id == bindparam("mid")).values(error=bindparam("err"))
+_SETTLE = (
+    update(messages)
+    .where(_ids(messages.c.id))
+    .values(state=bindparam("st"), updated_at=bindparam("now"))
+)

@@ -3,8 +3,8 @@ wakes becomes one transaction, and the whole batch is answered in one hop to the
 
 The hot path (`insert`) costs the reactor one queue put per message and a plain callback; the
 batch grows with the load by itself (more arrives while a commit is on disk). Other writes
-(`call`) run in the same transaction, in arrival order, each in a savepoint of its own so that
-one failing job does not take the batch down.
+(`call`) run in the same transaction, in arrival order; one failing job does not take the
+batch down (the batch runs again with a savepoint a job).
 """
 
 import queue
@@ -39,6 +39,10 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.callback = callback
+
+
+class _JobFailed(Exception):
+    """A job raised in a batch run without savepoints: run the batch again with them."""
 
 
 class Writer:
@@ -149,6 +153,17 @@ class Writer:
         return done
 
     def _commit_jobs(self, conn, jobs: list) -> list[tuple[Callable, Any]]:
+        """The batch in one transaction. Savepoints cost a statement or two a job, so the
+        batch first runs without them; only when a job fails is it run again with one a job,
+        so that the failing job does not take the others down."""
+        first_id = self._next_id
+        try:
+            return self._run_jobs(conn, jobs, isolate=False)
+        except _JobFailed:
+            self._next_id = first_id
+            return self._run_jobs(conn, jobs, isolate=True)
+
+    def _run_jobs(self, conn, jobs: list, isolate: bool) -> list[tuple[Callable, Any]]:
         done: list[tuple[Callable, Any]] = []
         rows: list[tuple] = []
         with conn.begin():
@@ -161,11 +176,17 @@ class Writer:
                 if rows:  # keep arrival order: earlier inserts go in first
                     messages.insert_rows(conn, rows)
                     rows = []
-                try:
-                    with conn.begin_nested():
+                if isolate:
+                    try:
+                        with conn.begin_nested():
+                            result = job.fn(conn, *job.args, **job.kwargs)
+                    except Exception:
+                        result = Failure()
+                else:
+                    try:
                         result = job.fn(conn, *job.args, **job.kwargs)
-                except Exception:
-                    result = Failure()
+                    except Exception as e:
+                        raise _JobFailed() from e
                 done.append((job.callback, result))
             if rows:
                 messages.insert_rows(conn, rows)
