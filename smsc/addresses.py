@@ -46,3 +46,18 @@ def valid_source(address: str, ton: int) -> bool:
     if address[:1] == "+":
         address = address[1:]
     return 3 <= len(address) <= 15 and _DIGITS.issuperset(address)
+
+
+def sender(address: str, ton: int = 0) -> str:
+    """The form an account's sender is registered and compared under: a long number in
+    E.164, a short code or an alphanumeric id as it is (ids compared without case)."""
+    if ton != 5 and len(address.removeprefix("+")) >= 8:
+        number = e164(address, ton if ton in (0, 1, 2) else 0)
+        if number is not None:
+            return number
+    return address.upper() if not address.isdigit() else address
+
+
+def is_mobile(number: str) -> bool:
+    """A French 06/07 mobile number (E.164): person-to-person only since ARCEP 2022-1583."""
+    return len(number) == 11 and number.startswith(("336", "337"))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from . import senders
 from .schema import CHARTER_HOURS, accounts, messages
 
 # scrypt at n=2**14, r=8: ~60 ms and 16 MiB a check here, so guessing is slow; the server keeps
@@ -27,7 +28,13 @@ _SETTABLE = {
     "holidays": lambda v: v in ("fr", "none") or "--holidays must be fr or none",
     "default_validity": lambda v: v > 0 or "--validity must be more than 0 seconds",
     "max_validity": lambda v: v > 0 or "--max-validity must be more than 0 seconds",
+    "company": lambda v: len(v) <= 160 or "--company: at most 160 characters",
+    "contact": lambda v: len(v) <= 160 or "--contact: at most 160 characters",
+    "website": lambda v: len(v) <= 160 or "--website: at most 160 characters",
+    "mobile_senders": lambda v: True,
+    "stop_mention": lambda v: v in STOP_MENTIONS or "--stop-mention must be append or refuse",
 }
+STOP_MENTIONS = ("append", "refuse")
 
 
 class AccountError(Exception):
@@ -49,6 +56,12 @@ class Account:
     holidays: str = "fr"
     default_validity: int = DEFAULT_VALIDITY
     max_validity: int = MAX_VALIDITY
+    company: str = ""
+    contact: str = ""
+    website: str = ""
+    mobile_senders: bool = False
+    stop_mention: str = "append"
+    senders: frozenset[str] = frozenset()  # empty: any valid sender (see the README)
 
 
 def hash_password(password: str) -> str:
@@ -110,12 +123,15 @@ def add(
 
 def get(conn: Connection, system_id: str) -> Account | None:
     row = conn.execute(select(accounts).where(accounts.c.system_id == system_id)).first()
-    return Account(**row._mapping) if row else None
+    return _account(conn, row) if row else None
 
 
 def by_id(conn: Connection, account_id: int) -> Account:
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one()
-    return Account(**row._mapping)
+    return _account(conn, conn.execute(select(accounts).where(accounts.c.id == account_id)).one())
+
+
+def _account(conn: Connection, row) -> Account:
+    return Account(**row._mapping, senders=frozenset(senders.of(conn, row.id)))
 
 
 def require(conn: Connection, system_id: str) -> Account:
@@ -126,8 +142,9 @@ def require(conn: Connection, system_id: str) -> Account:
 
 
 def all_accounts(conn: Connection) -> list[Account]:
-    rows = conn.execute(select(accounts).order_by(accounts.c.system_id))
-    return [Account(**row._mapping) for row in rows]
+    rows = conn.execute(select(accounts).order_by(accounts.c.system_id)).all()
+    owned = senders.all_by_account(conn)
+    return [Account(**row._mapping, senders=owned.get(row.id, frozenset())) for row in rows]
 
 
 def change(conn: Connection, system_id: str, *, password: str | None = None, **values) -> Account:

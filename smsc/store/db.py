@@ -17,6 +17,12 @@ class SchemaBehind(Exception):
     newer smsc (a revision this code does not know; upgrading cannot help)."""
 
 
+def chunks(values: list, size: int = 400):
+    """Lists of at most `size` values: an IN list stays well under any driver's limit."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})

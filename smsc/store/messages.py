@@ -99,6 +99,7 @@ class Message:
     carrier: str | None
     attempts: int
     error: int | None
+    origin: int = 0  # ORIGIN_CLIENT or ORIGIN_SWITCH
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT
 from . import outbox
+from .db import chunks
 from .messages import FINAL, Message, State, unindexed
 from .schema import message_parts, messages
 
@@ -244,7 +245,7 @@ def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> Non
     if not sent:
         return
     for carrier, ids in _grouped(sent).items():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             conn.execute(_MARK_SENT, {"ids": chunk, "to": carrier, "now": how.now})
     # Receipts may have come for some parts already (a fast carrier): settle those messages.
     early = conn.execute(_EARLY, {"ids": [m for m, _ in sent]}).scalars().all()
@@ -297,7 +298,7 @@ def record_receipts(
         last = {key: state for state, key in changes}
         by_state_seq = _grouped(((m, (state, n)) for (m, n), state in last.items()))
         for (state, n), ids in by_state_seq.items():
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 conn.execute(statement, {"ids": chunk, "n": n, "st": state, "now": how.now})
     if errors:
         conn.execute(_ERROR, errors)
@@ -312,7 +313,7 @@ def _sent_parts(conn: Connection, receipts) -> dict[tuple[str, str], list]:
         wanted.setdefault(carrier, set()).update(candidates)
     found: dict[tuple[str, str], list] = {}
     for carrier, ids in wanted.items():
-        for chunk in _chunks(list(ids)):
+        for chunk in chunks(list(ids)):
             for row in conn.execute(_PARTS, {"carrier": carrier, "ids": chunk}):
                 found.setdefault((carrier, row.carrier_id), []).append(row)
     return found
@@ -345,14 +346,14 @@ def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
         return
     ids = list(dict.fromkeys(ids))
     rows = []
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows += conn.execute(_ENROUTE, {"ids": chunk}).all()
     if not rows:
         return
     order = {message_id: i for i, message_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])  # the clients' receipts in the carriers' order
     states: dict[int, list[int]] = {}
-    for chunk in _chunks([row.id for row in rows]):
+    for chunk in chunks([row.id for row in rows]):
         for message_id, state in conn.execute(_PART_STATES, {"ids": chunk}):
             states.setdefault(message_id, []).append(state)
     settled = []
@@ -363,7 +364,7 @@ def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
     if not settled:
         return
     for state, ids in _grouped([(row.id, state) for row, state in settled]).items():
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             conn.execute(_SETTLE, {"ids": chunk, "st": state, "now": how.now})
     _queue_receipts(conn, [(row, state, row.error or 0) for row, state in settled], how, states)
 
@@ -382,7 +383,7 @@ def _queue_receipts(conn: Connection, settled: list, how: Settle, parts=None) ->
         return
     if parts is None:
         parts = {}
-        for chunk in _chunks([row.id for row, _, _ in wanted]):
+        for chunk in chunks([row.id for row, _, _ in wanted]):
             parts.update({m: [None] * n for m, n in conn.execute(_PART_COUNTS, {"ids": chunk})})
     expires = how.now + how.retention
     rows = []
@@ -402,12 +403,6 @@ def _grouped(pairs) -> dict:
     for item, key in pairs:
         groups.setdefault(key, []).append(item)
     return groups
-
-
-def _chunks(values: list, size: int = 400):
-    """Lists of at most `size` values: an IN list stays well under any driver's limit."""
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
 
 
 def _ids(column):

@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 CHARTER_HOURS = "mon-sat 08:00-21:30"  # the French operators' business messaging charter
+_ID = BigInteger().with_variant(Integer, "sqlite")
 
 accounts = Table(
     "accounts",
@@ -39,6 +40,61 @@ accounts = Table(
     # at most.
     Column("default_validity", Integer, nullable=False, server_default="172800"),
     Column("max_validity", Integer, nullable=False, server_default="604800"),
+    # Who the account is, for the CONTACT reply.
+    Column("company", String(160), nullable=False, server_default=text("''")),
+    Column("contact", String(160), nullable=False, server_default=text("''")),
+    Column("website", String(160), nullable=False, server_default=text("''")),
+    # 06/07 mobile numbers as senders (refused by default: ARCEP 2022-1583).
+    Column("mobile_senders", Boolean, nullable=False, server_default="0"),
+    # A promotional message from an alphanumeric sender without "STOP au 36xxx":
+    # "append" the mention, or "refuse" the message.
+    Column("stop_mention", String(8), nullable=False, server_default="append"),
+)
+
+# The addresses an account sends from; a shared short code has a row per account.
+senders = Table(
+    "senders",
+    metadata,
+    Column("address", String(20), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Index("senders_account", "account_id"),
+)
+
+# The opt-out list: keyed hashes of E.164 numbers, never the numbers. scope 0 is the global
+# list an admin keeps, else the account's id.
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("number_hash", LargeBinary(32), primary_key=True),
+    Column("scope", Integer, primary_key=True),
+    Column("origin", String(8), nullable=False),  # stop, admin, import
+    Column("created_at", Float, nullable=False),
+    Index("optouts_created", "created_at"),
+)
+
+# Values the switch keeps for itself (the opt-out hash key when the config gives none).
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+# The parts of subscribers' long replies, until the last one comes.
+inbox_parts = Table(
+    "inbox_parts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("carrier", String(32), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("destination", String(20), nullable=False),
+    Column("ref", Integer, nullable=False),
+    Column("total", SmallInteger, nullable=False),
+    Column("seq", SmallInteger, nullable=False),
+    Column("data_coding", SmallInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Index("inbox_parts_message", "source", "destination", "ref"),
 )
 
 # One row per message and destination: the queue itself (state, due_at) and its history.
@@ -70,6 +126,7 @@ messages = Table(
     Column("carrier", String(32)),  # the carrier it went to, last time it went
     Column("attempts", SmallInteger, nullable=False, server_default="0"),
     Column("error", Integer),  # the carrier's status or receipt error code, when it failed
+    Column("origin", SmallInteger, nullable=False, server_default="0"),  # 0 a client, 1 the switch
     Index("messages_queue", "state", "account_id", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
     Index(
@@ -80,7 +137,6 @@ messages = Table(
     ),  # fmt: skip
 )
 
-_ID = BigInteger().with_variant(Integer, "sqlite")
 
 # The parts of a message as sent to a carrier, with the carrier's id for each: what its
 # receipts are matched against. Short messages have one part.

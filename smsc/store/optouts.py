@@ -1,0 +1,124 @@
+"""The opt-out list: who said STOP, to which account (or to everyone, on the global list).
+
+A number is kept only as an HMAC-SHA256 of its E.164 form under a key of the switch (from the
+config, else generated once and kept in `settings`): the list answers "is this number on it?"
+and cannot be turned back into numbers without the key. Entries are purged after the
+retention (CNIL: at least three years); a new STOP starts the time again.
+"""
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+
+from .db import chunks
+from .schema import optouts, settings
+
+GLOBAL = 0  # the scope of the admin's global list; an account's list has its id
+_KEY = "optout_hash_key"
+
+
+def hash_key(conn: Connection, configured: str | None = None) -> bytes:
+    """The HMAC key: the configured one, else the store's, made on first use."""
+    if configured:
+        return configured.encode()
+    value = conn.execute(select(settings.c.value).where(settings.c.key == _KEY)).scalar()
+    if value is None:
+        value = secrets.token_hex(32)
+        conn.execute(insert(settings).values(key=_KEY, value=value))
+    return bytes.fromhex(value)
+
+
+def digest(key: bytes, number: str) -> bytes:
+    """The list's form of an E.164 number (digits, no +)."""
+    return hmac.new(key, number.encode(), hashlib.sha256).digest()
+
+
+def add(conn: Connection, scope: int, hashes: list[bytes], origin: str, now: float) -> int:
+    """Put numbers on a list (again: their time starts over). Returns how many were new."""
+    hashes = list(dict.fromkeys(hashes))
+    known = set()
+    for chunk in chunks(hashes):
+        known.update(
+            conn.execute(
+                select(optouts.c.number_hash).where(
+                    optouts.c.scope == scope, optouts.c.number_hash.in_(chunk)
+                )
+            ).scalars()
+        )
+    new = [h for h in hashes if h not in known]
+    if known:
+        for chunk in chunks(list(known)):
+            conn.execute(
+                update(optouts)
+                .where(optouts.c.scope == scope, optouts.c.number_hash.in_(chunk))
+                .values(created_at=now)
+            )
+    if new:
+        conn.execute(
+            insert(optouts),
+            [{"number_hash": h, "scope": scope, "origin": origin, "created_at": now} for h in new],
+        )
+    return len(new)
+
+
+def remove(conn: Connection, scope: int, number_hash: bytes) -> bool:
+    result = conn.execute(
+        delete(optouts).where(optouts.c.scope == scope, optouts.c.number_hash == number_hash)
+    )
+    return result.rowcount > 0
+
+
+def scopes_of(conn: Connection, number_hash: bytes) -> list[int]:
+    """The lists a number is on (GLOBAL and account ids)."""
+    query = select(optouts.c.scope).where(optouts.c.number_hash == number_hash)
+    return sorted(conn.execute(query.order_by(optouts.c.scope)).scalars())
+
+
+def blocked(conn: Connection, wanted: list[tuple[int, bytes]]) -> set[tuple[int, bytes]]:
+    """Which (account id, number hash) pairs are refused: on that account's list or on the
+    global one. One query per few hundred pairs: the accept path asks once per batch."""
+    hashes = list({h for _, h in wanted})
+    found: dict[bytes, set[int]] = {}
+    for chunk in chunks(hashes):
+        for number_hash, scope in conn.execute(_LOOKUP, {"hashes": chunk}):
+            found.setdefault(number_hash, set()).add(scope)
+    return {
+        (account, h)
+        for account, h in wanted
+        if (scopes := found.get(h)) and (GLOBAL in scopes or account in scopes)
+    }
+
+
+def purge(conn: Connection, before: float) -> int:
+    """Forget entries older than the retention."""
+    return conn.execute(delete(optouts).where(optouts.c.created_at < before)).rowcount
+
+
+def stats(conn: Connection) -> list[tuple[int, int, float, float]]:
+    """Per list: (scope, entries, oldest, newest)."""
+    query = (
+        select(
+            optouts.c.scope,
+            func.count(),
+            func.min(optouts.c.created_at),
+            func.max(optouts.c.created_at),
+        )
+        .group_by(optouts.c.scope)
+        .order_by(optouts.c.scope)
+    )
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def export(conn: Connection, scope: int | None = None):
+    """(hash, scope, origin, created_at) rows, oldest first: hashes only, never numbers."""
+    query = select(optouts.c.number_hash, optouts.c.scope, optouts.c.origin, optouts.c.created_at)
+    if scope is not None:
+        query = query.where(optouts.c.scope == scope)
+    yield from conn.execute(query.order_by(optouts.c.created_at)).tuples()
+
+
+_LOOKUP = select(optouts.c.number_hash, optouts.c.scope).where(
+    optouts.c.number_hash.in_(bindparam("hashes", expanding=True))
+)
