@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.exc import DBAPIError
 
+from . import addresses, hours
 from . import config as configuration
-from . import hours
-from .store import accounts, db, messages
+from .store import accounts, db, messages, optouts, senders
 from .store.accounts import AccountError
 
 
@@ -141,7 +141,99 @@ def _account_dict(a: accounts.Account) -> dict:
         "holidays": a.holidays,
         "validity": a.default_validity,
         "max_validity": a.max_validity,
+        "senders": sorted(a.senders),
+        "company": a.company,
+        "contact": a.contact,
+        "website": a.website,
+        "mobile_senders": a.mobile_senders,
+        "stop_mention": a.stop_mention,
     }
+
+
+def _identity_options(command):
+    """The options of an account's senders and identity, shared by `account add` and `set`."""
+    options = [
+        click.option(
+            "--sender",
+            "added_senders",
+            multiple=True,
+            metavar="ADDR",
+            help="A sender it may use: an alphanumeric id (ACME), a short code (36180) or a "
+            "number (0937123456); repeatable, adds to its senders.",
+        ),
+        click.option("--company", metavar="TEXT", help="Its company name (CONTACT answer)."),
+        click.option("--contact", metavar="TEXT", help="How to reach it (CONTACT answer)."),
+        click.option("--website", metavar="TEXT", help="Its website (CONTACT answer)."),
+        click.option(
+            "--mobile-senders/--no-mobile-senders",
+            default=None,
+            help="Allow 06/07 mobile numbers as senders (ARCEP 2022-1583: person-to-person "
+            "only; refused by default).",
+        ),
+        click.option(
+            "--stop-mention",
+            type=click.Choice(accounts.STOP_MENTIONS),
+            help="A promotional text without a STOP mention gets one appended, or is "
+            "refused [append].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _is_number(address: str) -> bool:
+    digits = address.removeprefix("+")
+    return digits.isascii() and digits.isdigit()
+
+
+def _sender_key(address: str) -> str:
+    """How the store keeps a sender: numbers in E.164 when they are long (TON unknown: 06…,
+    0033…, +33… and 33… alike), short codes as they are, alphanumeric ids in upper case."""
+    return addresses.sender(address, 0 if _is_number(address) else 5)
+
+
+def _checked_sender(address: str, mobile_allowed: bool) -> str:
+    if not _is_number(address):
+        if not addresses.valid_source(address, 5):
+            raise AccountError(
+                f"--sender {address!r}: an alphanumeric sender is 1 to 11 letters and digits, "
+                "without spaces or punctuation"
+            )
+        return _sender_key(address)
+    key = _sender_key(address)
+    if (
+        not addresses.valid_source(address, 0)
+        or not key.isdigit()
+        or key[0] == "0"
+        or (len(key) >= 8 and addresses.e164(key) is None)
+    ):
+        raise AccountError(
+            f"--sender {address!r}: a number is a short code (36180), a French number "
+            "(0937123456) or an international one (+44…), 3 to 15 digits"
+        )
+    if addresses.is_mobile(key) and not mobile_allowed:
+        raise AccountError(
+            f"--sender {address}: 06/07 mobile numbers are for person-to-person use (ARCEP "
+            "2022-1583); allow them on this account with --mobile-senders"
+        )
+    return key
+
+
+def _change_senders(conn, account: accounts.Account, added, removed, mobile_off: bool) -> None:
+    """Remove then add an account's senders; with mobile_off (--no-mobile-senders given), refuse
+    to leave it a mobile sender."""
+    for address in removed:
+        if not senders.remove(conn, account.id, _sender_key(address)):
+            raise AccountError(f"account {account.system_id} has no sender {address}")
+    for address in added:
+        senders.add(conn, account.id, _checked_sender(address, account.mobile_senders))
+    mobile = [a for a in senders.of(conn, account.id) if addresses.is_mobile(a)]
+    if mobile_off and mobile:
+        raise AccountError(
+            f"account {account.system_id} sends from mobile numbers ({' '.join(mobile)}): "
+            "remove them with --remove-sender to refuse mobile senders"
+        )
 
 
 @main.group("account")
@@ -160,16 +252,22 @@ def account_group() -> None:
 @click.option("--password", required=True, help="At most 8 characters (SMPP).")
 @click.option("--tps", type=int, default=0, show_default=True, help="Submits/s cap, 0 = none.")
 @click.option("--max-binds", type=int, default=accounts.DEFAULT_MAX_BINDS, show_default=True)
+@_identity_options
 @pass_context
-def account_add(ctx: Context, system_id: str, password: str, tps: int, max_binds: int) -> None:
+def account_add(
+    ctx: Context, system_id: str, password: str, tps: int, max_binds: int, added_senders, **values
+) -> None:
     """Add an account.
 
     \b
     Example:
       smsc account add acme --password s3cret --tps 50 --max-binds 4
+      smsc account add shop --password s3cret --sender SHOP --sender 36180 --company "Shop SA"
     """
     with _admin(ctx) as conn:
         accounts.add(conn, system_id, password, time.time(), max_binds=max_binds, tps=tps)
+        account = accounts.change(conn, system_id, **values)
+        _change_senders(conn, account, added_senders, (), mobile_off=False)
     click.echo(f"account {system_id} added")
 
 
@@ -204,7 +302,11 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
             account = accounts.require(conn, system_id)
         except AccountError as e:
             raise click.ClickException(str(e)) from None
-    _output_one(_account_dict(account), as_json)
+    row = _account_dict(account)
+    if not as_json:
+        row["senders"] = " ".join(row["senders"]) or "- (any valid sender)"
+        row.update({k: row[k] or "-" for k in ("company", "contact", "website")})
+    _output_one(row, as_json)
 
 
 @account_group.command("set")
@@ -235,17 +337,34 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
 )
 @click.option("--max-validity", type=int, metavar="SECONDS",
               help="How long a message is tried at most [604800].")  # fmt: skip
+@_identity_options
+@click.option(
+    "--remove-sender",
+    "removed_senders",
+    multiple=True,
+    metavar="ADDR",
+    help="A sender it may no longer use; repeatable.",
+)
 @pass_context
-def account_set(ctx: Context, system_id: str, password, **values) -> None:
+def account_set(
+    ctx: Context, system_id: str, password, added_senders, removed_senders, **values
+) -> None:
     """Change an account; new values apply from its next bind, or within seconds for a bound
     one's messages.
+
+    Senders are kept normalised: long numbers in E.164 (0937123456 → 33937123456), short
+    codes as they are, alphanumeric ids in upper case. An account without senders may send
+    from any valid address.
 
     \b
     Example:
       smsc account set acme --tps 100 --disable
       smsc account set shop --marketing --sending-hours "mon-fri 09:00-20:00"
+      smsc account set shop --sender SHOP --sender 36180 --remove-sender OLDSHOP
+      smsc account set shop --company "Shop SA" --website shop.example --stop-mention refuse
     """
-    if password is None and all(v is None for v in values.values()):
+    nothing = password is None and all(v is None for v in values.values())
+    if nothing and not added_senders and not removed_senders:
         raise click.UsageError("nothing to change: give at least one option")
     with _admin(ctx) as conn:
         before = accounts.require(conn, system_id)
@@ -257,7 +376,9 @@ def account_set(ctx: Context, system_id: str, password, **values) -> None:
             )
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        accounts.change(conn, system_id, password=password, **values)
+        account = accounts.change(conn, system_id, password=password, **values)
+        mobile_off = values["mobile_senders"] is False
+        _change_senders(conn, account, added_senders, removed_senders, mobile_off)
     click.echo(f"account {system_id} changed")
 
 
@@ -290,6 +411,286 @@ def account_remove(ctx: Context, system_id: str) -> None:
     with _admin(ctx) as conn:
         accounts.remove(conn, system_id)
     click.echo(f"account {system_id} removed")
+
+
+# -- the opt-out list ----------------------------------------------------------------------
+
+OPTOUT_BATCH = 1000  # `blacklist import` commits every this many numbers
+OPTOUT_REPORTED = 20  # bad lines named (by line number) one by one; beyond, only counted
+OPTOUT_COLUMNS = ["hash", "list", "origin", "created_at"]
+_SEPARATORS = str.maketrans("", "", " .-\u00a0")  # 06 12 34 56 78, 06.12.34.56.78
+
+
+@main.group("blacklist")
+def blacklist_group() -> None:
+    """The opt-out list: numbers that asked not to get messages.
+
+    A number is on the global list (refused for every account) or on an account's list (a
+    subscriber's STOP to that account). Numbers are kept only as keyed hashes (HMAC-SHA256
+    under [optout] hash_key, or a key generated once and kept in the store): the list answers
+    whether a number is on it, and cannot be read back as numbers without the key. Entries
+    are forgotten [optout] retention_days after they were last put there.
+
+    \b
+    Example:
+      smsc blacklist add +33612345678
+      smsc blacklist check 0612345678
+    """
+
+
+def _phone_number(text: str) -> str:
+    digits = addresses.e164(text.translate(_SEPARATORS))
+    if digits is None:
+        raise click.ClickException(f"{text!r} is not a phone number")
+    return digits
+
+
+def _scope(conn, system_id: str | None) -> tuple[int, str]:
+    """The list --account names (the global list without it), and how to call it."""
+    if system_id is None:
+        return optouts.GLOBAL, "the global list"
+    return accounts.require(conn, system_id).id, f"the list of {system_id}"
+
+
+def _list_names(conn) -> dict[int, str]:
+    names = {a.id: a.system_id for a in accounts.all_accounts(conn)}
+    names[optouts.GLOBAL] = "global"
+    return names
+
+
+def _list_name(names: dict[int, str], scope: int) -> str:
+    return names.get(scope, f"#{scope} (no such account)")
+
+
+def _hash_key(ctx: Context, conn) -> bytes:
+    return optouts.hash_key(conn, ctx.config.optout.hash_key)
+
+
+@contextmanager
+def _reading(ctx: Context):
+    """A reading connection whose AccountError becomes a one-line CLI error."""
+    try:
+        with ctx.engine().connect() as conn:
+            yield conn
+    except AccountError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@blacklist_group.command("add")
+@click.argument("number")
+@click.option(
+    "--account",
+    "system_id",
+    metavar="SYSTEM_ID",
+    help="On this account's list  [default: the global list]",
+)
+@pass_context
+def blacklist_add(ctx: Context, number: str, system_id: str | None) -> None:
+    """Put a number on the global list, or on an account's list. A number that is there
+    already stays, and its retention starts again from now.
+
+    NUMBER may be written +33612345678, 0033612345678, 0612345678 or 33612345678.
+
+    \b
+    Example:
+      smsc blacklist add +33612345678
+      smsc blacklist add 0612345678 --account shop
+    """
+    digits = _phone_number(number)
+    with _admin(ctx) as conn:
+        scope, name = _scope(conn, system_id)
+        key = _hash_key(ctx, conn)
+        new = optouts.add(conn, scope, [optouts.digest(key, digits)], "admin", time.time())
+    click.echo(f"{digits} added to {name}" if new else f"{digits} was on {name}: kept from now")
+
+
+@blacklist_group.command("remove")
+@click.argument("number")
+@click.option(
+    "--account",
+    "system_id",
+    metavar="SYSTEM_ID",
+    help="From this account's list  [default: the global list]",
+)
+@pass_context
+def blacklist_remove(ctx: Context, number: str, system_id: str | None) -> None:
+    """Take a number off the global list, or off an account's list: it may get messages again.
+
+    For a number put there by mistake, or at its owner's request.
+
+    \b
+    Example:
+      smsc blacklist remove +33612345678
+      smsc blacklist remove 0612345678 --account shop
+    """
+    digits = _phone_number(number)
+    with _admin(ctx) as conn:
+        scope, name = _scope(conn, system_id)
+        number_hash = optouts.digest(_hash_key(ctx, conn), digits)
+        removed = optouts.remove(conn, scope, number_hash)
+        names = _list_names(conn)
+        others = [_list_name(names, s) for s in optouts.scopes_of(conn, number_hash)]
+    if not removed:
+        on = f" (it is on: {', '.join(others)})" if others else ""
+        raise click.ClickException(f"{digits} is not on {name}{on}")
+    click.echo(f"{digits} removed from {name}")
+    if others:
+        click.echo(f"{digits} is still on: {', '.join(others)}")
+
+
+@blacklist_group.command("check")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help='{"number": …, "lists": […]}')
+@pass_context
+def blacklist_check(ctx: Context, number: str, as_json: bool) -> None:
+    """Show which lists a number is on: `global` and the accounts' names (none: it may get
+    messages). Exits 0 either way.
+
+    \b
+    Example:
+      smsc blacklist check 0612345678 --json
+    """
+    digits = _phone_number(number)
+    with _admin(ctx) as conn:  # writing: the first use of the store's key makes it
+        scopes = optouts.scopes_of(conn, optouts.digest(_hash_key(ctx, conn), digits))
+        names = _list_names(conn)
+    row = {"number": digits, "lists": [_list_name(names, s) for s in scopes]}
+    if not as_json:
+        row["lists"] = " ".join(row["lists"]) or "- (on no list)"
+    _output_one(row, as_json)
+
+
+@blacklist_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--account",
+    "system_id",
+    metavar="SYSTEM_ID",
+    help="On this account's list  [default: the global list]",
+)
+@pass_context
+def blacklist_import(ctx: Context, file: str, system_id: str | None) -> None:
+    """Put the numbers of a CSV file on the global list, or on an account's list.
+
+    One number a line, in the first column (comma or semicolon separated; other columns are
+    ignored); a header line is optional. Numbers are written as for `blacklist add`. Bad lines
+    are reported by their line number only (numbers are not printed) and skipped. Numbers are
+    committed 1,000 at a time: an interrupted import keeps what it committed, and running it
+    again is harmless. Exits non-zero when the file has lines but none holds a number.
+
+    \b
+    Example:
+      smsc blacklist import stop-2025.csv --account shop
+    """
+    import csv
+    import os
+
+    with _admin(ctx) as conn:
+        scope, name = _scope(conn, system_id)
+        key = _hash_key(ctx, conn)
+    try:
+        f = open(file, "rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as e:
+        raise click.ClickException(f"{file}: {e.strerror}") from None
+    read = shown = imported = new = 0
+    bad: list[int] = []  # line numbers
+
+    def text():
+        nonlocal read
+        for raw in f:
+            read += len(raw)  # utf-8-sig: without the BOM some spreadsheets write first
+            yield raw.decode("utf-8-sig" if read == len(raw) else "utf-8", errors="replace")
+
+    with (
+        f,
+        ctx.engine().connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+        _progress(os.fstat(f.fileno()).st_size, f"importing {file}") as bar,
+    ):
+
+        def commit(hashes: list[bytes]) -> None:
+            nonlocal imported, new, shown
+            with conn.begin():
+                new += optouts.add(conn, scope, hashes, "import", time.time())
+            imported += len(hashes)
+            bar.update(read - shown)
+            shown = read
+
+        batch: list[bytes] = []
+        reader = csv.reader(text())
+        for cells in reader:
+            first = cells[0].split(";", 1)[0].strip() if cells else ""
+            if not "".join(cells).strip():
+                continue  # a blank line
+            if reader.line_num == 1 and not any(ch.isdigit() for ch in first):
+                continue  # a header
+            digits = addresses.e164(first.translate(_SEPARATORS))
+            if digits is None:
+                bad.append(reader.line_num)
+                continue
+            batch.append(optouts.digest(key, digits))
+            if len(batch) >= OPTOUT_BATCH:
+                commit(batch)
+                batch = []
+        commit(batch)
+    if bad:
+        listed = ", ".join(map(str, bad[:OPTOUT_REPORTED]))
+        more = f" and {len(bad) - OPTOUT_REPORTED} more" if len(bad) > OPTOUT_REPORTED else ""
+        plural = "s" * (len(bad) > 1)
+        click.echo(f"not a phone number (skipped): line{plural} {listed}{more}", err=True)
+        if not imported:
+            raise click.ClickException(
+                f"no numbers imported from {file}: {len(bad)} bad line{plural}"
+            )
+    summary = f"imported {imported} numbers to {name} ({new} new)"
+    click.echo(summary + (f", skipped {len(bad)} bad line{plural}" if bad else ""))
+
+
+@blacklist_group.command("export")
+@click.option(
+    "--account",
+    "system_id",
+    metavar="SYSTEM_ID",
+    help="Only this account's list  [default: every list]",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def blacklist_export(ctx: Context, system_id: str | None, as_json: bool) -> None:
+    """List the entries, oldest first: the number's hash (hex), its list (`global` or an
+    account), its origin (stop: a subscriber's STOP; admin: `blacklist add`; import:
+    `blacklist import`) and when it was last put there. Numbers are not kept, so never shown.
+
+    \b
+    Example:
+      smsc blacklist export --account shop --json
+    """
+    with _reading(ctx) as conn:
+        scope = None if system_id is None else _scope(conn, system_id)[0]
+        names = _list_names(conn)
+        rows = [
+            {"hash": h.hex(), "list": _list_name(names, s), "origin": o, "created_at": _iso(t)}
+            for h, s, o, t in optouts.export(conn, scope)
+        ]
+    _output(rows, as_json, OPTOUT_COLUMNS)
+
+
+@blacklist_group.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def blacklist_stats(ctx: Context, as_json: bool) -> None:
+    """Count the entries of each list, with the oldest and newest entry's time (an entry is
+    forgotten [optout] retention_days after its time).
+
+    \b
+    Example:
+      smsc blacklist stats --json
+    """
+    with _reading(ctx) as conn:
+        names = _list_names(conn)
+        rows = [
+            {"list": _list_name(names, s), "entries": n, "oldest": _iso(a), "newest": _iso(b)}
+            for s, n, a, b in optouts.stats(conn)
+        ]
+    _output(rows, as_json, ["list", "entries", "oldest", "newest"])
 
 
 # -- routes, number portability, carriers --------------------------------------------------

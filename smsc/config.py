@@ -101,6 +101,22 @@ class QueueConfig:
 
 
 @dataclass
+class OptoutConfig:
+    """The opt-out list (`smsc blacklist`, subscribers' STOP)."""
+
+    # The HMAC key numbers are hashed under; when absent, one is generated once and kept in the
+    # store. Changing it makes every entry hashed under the old key unrecognisable.
+    hash_key: str | None = None
+    retention_days: int = 1095  # an entry is forgotten this long after its last STOP (CNIL: 3y)
+
+    def __post_init__(self):
+        if self.hash_key is not None and not self.hash_key:
+            raise ValueError("hash_key: must not be empty (leave it out to use a generated key)")
+        if self.retention_days < 1:
+            raise ValueError("retention_days: must be at least 1")
+
+
+@dataclass
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -108,6 +124,7 @@ class Config:
     carriers: list[CarrierConfig] = field(default_factory=list)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    optout: OptoutConfig = field(default_factory=OptoutConfig)
 
     def __post_init__(self):
         names = [c.name for c in self.carriers]

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from smsc import config
-from smsc.config import AccountConfig, Config, ConfigError, SmppConfig, StoreConfig
+from smsc.config import (
+    AccountConfig,
+    Config,
+    ConfigError,
+    OptoutConfig,
+    SmppConfig,
+    StoreConfig,
+)
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -119,3 +126,38 @@ def test_bad_toml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"nowhere\.toml: No such file"):
         config.load(tmp_path / "nowhere.toml")
+
+
+# -- [optout] -------------------------------------------------------------------------------
+
+
+def test_optout_defaults(tmp_path):
+    assert load_text(tmp_path, "").optout == OptoutConfig(hash_key=None, retention_days=1095)
+    assert load_text(tmp_path, "[optout]\n").optout == OptoutConfig()
+
+
+def test_optout_values(tmp_path):
+    loaded = load_text(
+        tmp_path, '[optout]\nhash_key = "k3y-of-the-switch"\nretention_days = 1200\n'
+    )
+    assert loaded.optout == OptoutConfig(hash_key="k3y-of-the-switch", retention_days=1200)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[optout]\nhash = 'x'\n", "optout.hash: unknown key"),
+        ("[optout]\nhash_key = 5\n", "optout.hash_key: expected str, got int"),
+        ("[optout]\nhash_key = ''\n", "optout.hash_key: must not be empty"),
+        ("[optout]\nretention_days = 0\n", "optout.retention_days: must be at least 1"),
+        ("[optout]\nretention_days = -3\n", "optout.retention_days: must be at least 1"),
+        ("[optout]\nretention_days = '1095'\n", "optout.retention_days: expected int, got str"),
+        ("[optout]\nretention_days = 3.5\n", "optout.retention_days: expected int, got float"),
+        ("optout = 1\n", "optout: expected a table"),
+    ],
+)
+def test_optout_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_text(tmp_path, text)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
