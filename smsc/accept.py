@@ -5,18 +5,20 @@ A submission is a dict with the SMPP submit_sm field names (the SMPP server hand
 decoded PDU's params as they are; other channels build the same dict) plus its TLVs.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
 
-from . import addresses, hours
+from . import addresses, hours, senders
 from .protocol import smpptime
 from .protocol.constants import ESM_UDHI, Status, Tag
 from .protocol.pdu import encode_tlvs
 from .protocol.throttle import TokenBucket
+from .store import optouts
 from .store.accounts import Account
-from .store.messages import State
+from .store.messages import ORIGIN_CLIENT, State
 from .store.service import Store
 
 MAX_BODY = 255 * 134  # the most that 255 concatenated parts can carry
@@ -33,10 +35,13 @@ _log = Logger()
 
 
 class Acceptor:
-    def __init__(self, store: Store, clock):
+    def __init__(self, store: Store, clock, optout_key: bytes | None = None):
         self._store = store
         self._clock = clock
         self._buckets: dict[int, TokenBucket] = {}
+        # The opt-out list's HMAC key; None: no list (a store that was never given one).
+        self.optout_key = optout_key
+        self.refused: Counter = Counter()  # refused submits (destinations) by status
         # Set by the switch when it delivers: which numbers some route can take, and who to
         # tell that messages were stored. A switch without carriers only queues.
         self.routable: Callable[[str], bool] | None = None
@@ -54,10 +59,10 @@ class Acceptor:
         at once (refused as a whole) or when the rows are committed."""
         now = self._clock.seconds()
         if account.tps and not self._throttle(account, len(destinations), now):
-            return done(Status.RTHROTTLED, [], [])
+            return self._refuse(done, Status.RTHROTTLED)
         common = self._check(account, params, tlvs, now)
         if type(common) is not tuple:
-            return done(common, [], [])
+            return self._refuse(done, common)
         due_at, expires_at, body, extra_tlvs = common
         rows, refused = [], []
         head = (
@@ -80,27 +85,45 @@ class Acceptor:
             expires_at,
             State.ACCEPTED.value,
             now,
+            ORIGIN_CLIENT,
         )
         routable = self.routable
+        kept = []  # the destinations of the rows, in order
         for dest in destinations:
             number = addresses.e164(dest[2], dest[0])
             if number is None or (routable is not None and not routable(number)):
                 refused.append((dest, Status.RINVDSTADR))
             else:
                 rows.append((*head, number, *tail))
+                kept.append(dest)
+        self.refused.update(status for _, status in refused)
         if not rows:
             return done(refused[0][1] if len(refused) == 1 else Status.RINVDSTADR, [], refused)
+        key = self.optout_key
+        hashes = None if key is None else [optouts.digest(key, row[5]) for row in rows]
 
         def stored(result):
             if isinstance(result, Exception):
                 _log.error("store refused a batch: {error!r}", error=result)
-                done(Status.RSYSERR, [], [])
-            else:
-                done(Status.ROK, result, refused)
-                if self.on_stored is not None:
-                    self.on_stored()
+                return self._refuse(done, Status.RSYSERR)
+            ids = result
+            if None in result:  # destinations on an opt-out list
+                ids = [i for i in result if i is not None]
+                stopped = [dest for dest, i in zip(kept, result, strict=True) if i is None]
+                self.refused[Status.ROPTEDOUT] += len(stopped)
+                refused.extend((dest, Status.ROPTEDOUT) for dest in stopped)
+                if not ids:
+                    status = Status.ROPTEDOUT if len(refused) == 1 else Status.RINVDSTADR
+                    return done(status, [], refused)
+            done(Status.ROK, ids, refused)
+            if self.on_stored is not None:
+                self.on_stored()
 
-        self._store.insert(rows, stored)
+        self._store.insert(rows, stored, hashes)
+
+    def _refuse(self, done: Done, status: Status) -> None:
+        self.refused[status] += 1
+        done(status, [], [])
 
     def _throttle(self, account: Account, n: int, now: float) -> bool:
         bucket = self._buckets.get(account.id)
@@ -111,8 +134,10 @@ class Acceptor:
     def _check(self, account: Account, params, tlvs, now) -> tuple | Status:
         """The checks that do not depend on the destination: a status, or what the row needs
         (due_at, expires_at, body, the other TLVs encoded)."""
-        if not addresses.valid_source(params["source_addr"], params["source_addr_ton"]):
-            return Status.RINVSRCADR
+        source, ton = params["source_addr"], params["source_addr_ton"]
+        status = senders.check(account, source, ton)
+        if status:
+            return status
         esm_class = params["esm_class"]
         if esm_class & 0x3C not in _ESM_TYPES:
             return Status.RINVESMCLASS
@@ -138,6 +163,11 @@ class Acceptor:
         status = check_body(body, data_coding, esm_class)
         if status:
             return status
+        body = senders.with_stop_mention(account, source, ton, body, data_coding, esm_class)
+        if type(body) is not bytes:
+            return body
+        if len(body) > MAX_BODY:
+            return Status.RINVMSGLEN
         try:
             due = smpptime.parse(params["schedule_delivery_time"], now)
         except ValueError:

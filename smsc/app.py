@@ -11,19 +11,20 @@ from . import hours
 from .accept import Acceptor
 from .config import Config
 from .deliveries import OutboxSender
-from .inbound import receipts
+from .inbound import receipts, replies
 from .inbound.handler import Inbound, client_receipt
 from .routing.dispatcher import Dispatcher
 from .routing.links import Carrier
 from .routing.router import Router
 from .server import SmppServer
-from .store import accounts, routing
+from .store import accounts, optouts, routing
 from .store.db import check_schema, writing
 from .store.queue import Settle
 from .store.service import Store
 
 _log = Logger()
 RELOAD = 5.0  # seconds: routes and accounts changed with the CLI reach a running server so fast
+PURGE = 3600.0  # seconds between purges of the opt-out list
 
 
 @dataclass
@@ -47,7 +48,9 @@ def start(config: Config, reactor) -> Switch:
     # never exits.
     check_schema(store.engine)
     _ensure_accounts(store, config, reactor.seconds())
-    acceptor = Acceptor(store, reactor)
+    with writing(store.engine) as conn:
+        optout_key = optouts.hash_key(conn, config.optout.hash_key)
+    acceptor = Acceptor(store, reactor, optout_key)
     server = SmppServer(config.smpp, store, acceptor, reactor)
     switch = Switch(store, server)
     switch.simulators = _start_simulators(config, reactor)
@@ -55,6 +58,14 @@ def start(config: Config, reactor) -> Switch:
     store.start()
     if config.carriers:
         _start_delivery(switch, config, reactor, acceptor)
+    retention = config.optout.retention_days * 86400.0
+
+    def purge():
+        d = store.write(optouts.purge, reactor.seconds() - retention)
+        d.addCallback(lambda n: n and _log.info("{n} opt-outs past their retention", n=n))
+        d.addErrback(lambda f: _log.failure("purging the opt-out list failed", f))
+
+    LoopingCall(purge).start(PURGE, now=True)
     address = port.getHost()
     _log.info("SMPP listening on {host}:{port}", host=address.host, port=address.port)
 
@@ -103,7 +114,17 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         store, reactor, [], router, config.queue, settle, routing.ported, receipts.normalise,
         held,
     )  # fmt: skip
-    inbound = Inbound(store, reactor, settle, dispatcher.flush, outbox.wake)
+
+    def handling() -> replies.Handling:
+        return replies.Handling(
+            reactor.seconds(), acceptor.optout_key, config.queue.outbox_retention
+        )
+
+    def after_reply() -> None:
+        dispatcher.wake()
+        outbox.wake()
+
+    inbound = Inbound(store, reactor, settle, dispatcher.flush, outbox.wake, handling, after_reply)
     carriers = [Carrier(c, reactor, dispatcher, inbound.deliver) for c in config.carriers]
     dispatcher.attach(carriers)
     switch.server.outbox = outbox

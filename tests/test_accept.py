@@ -23,7 +23,7 @@ class FakeStore:
         self.inserts: list[tuple[list[tuple], object]] = []
         self.next_id = 1
 
-    def insert(self, rows, callback):
+    def insert(self, rows, callback, hashes=None):
         self.inserts.append((rows, callback))
 
     def commit(self):
@@ -121,6 +121,7 @@ def test_row_in_column_order(acceptor, store):
             NOW + DEFAULT_VALIDITY,  # expires_at: the default validity
             "ACCEPTED",
             NOW,  # updated_at
+            0,  # origin: a client
         )
     ]
     assert calls == []

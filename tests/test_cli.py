@@ -262,6 +262,7 @@ def _insert(db_url, *states: State) -> None:
                     expires_at=NOW + 3600,
                     state=state.value,
                     updated_at=NOW,
+                    origin=0,
                     multi_id=None,
                 )
                 rows.append(tuple(row[c] for c in COLUMNS))

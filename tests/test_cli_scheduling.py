@@ -216,6 +216,7 @@ def insert(db_url, rows: list[dict]) -> None:
                     expires_at=NOW + 86400,
                     state=State.ACCEPTED.value,
                     updated_at=NOW,
+                    origin=0,
                     multi_id=None,
                 )
                 row.update(changes)

@@ -8,16 +8,18 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from smsc.inbound.handler import Inbound, client_receipt
+from smsc.inbound.replies import Handling
 from smsc.protocol import concat
 from smsc.protocol.constants import Command, Status, Tag
 from smsc.protocol.pdu import Pdu, decode_tlvs
-from smsc.store import queue, schema
+from smsc.store import messages, queue, schema
 from smsc.store.db import writing
 from smsc.store.messages import Message, State
 from smsc.store.queue import Settle
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 DATE = "2601010000"
+KEY = b"k" * 32  # the opt-out list's HMAC key
 
 
 class Store:
@@ -36,12 +38,17 @@ class Store:
         if self.fail:
             return defer.fail(RuntimeError("disk full"))
         with writing(self.engine) as conn:
+            conn.info[messages.ALLOCATE] = self._allocate
             result = fn(conn, *args, **kw)
         if not self.hold:
             return defer.succeed(result)
         d = defer.Deferred()
         self.held.append((d, result))
         return d
+
+    def _allocate(self, n):
+        with self.engine.connect() as conn:
+            return messages.next_id(conn)
 
     def release(self):
         held, self.held = self.held, []
@@ -80,6 +87,8 @@ class Harness:
             lambda: Settle(self.clock.seconds(), 3600.0, client_receipt),
             lambda: self.log.append("before"),
             lambda: self.log.append("after"),
+            lambda: Handling(self.clock.seconds(), KEY, 3600.0),
+            lambda: self.log.append("reply"),
         )
         with writing(engine) as conn:
             values = dict(
@@ -234,12 +243,22 @@ def test_acknowledgements_are_taken_and_not_counted(h, esm_class):
     assert h.writes() == []
 
 
-def test_a_subscriber_reply_is_left_at_the_carrier(h):
+def test_a_subscriber_reply_is_answered_once_handled(h):
+    link = Link()
+    h.inbound.deliver(link, _pdu(7, 0x00, b"Bonjour"))  # for no account: nobody sent to them
+    assert link.answers == []
+    assert h.writes() == ["receive"]
+    h.store.release()
+    assert link.answers == [(7, 0)] and link.flushes == 1
+    assert h.inbound.replies == {"unrouted": 1} and h.inbound.unmatched == 0
+    assert h.log == ["reply"]
+
+
+def test_a_subscriber_reply_the_store_could_not_take_is_left_at_the_carrier(h):
+    h.store.fail = True
     link = Link()
     h.inbound.deliver(link, _pdu(7, 0x00, b"STOP"))
     assert link.answers == [(7, Status.RX_T_APPN)] and link.flushes == 1
-    h.clock.advance(0)
-    assert h.writes() == [] and h.inbound.unmatched == 0
 
 
 def test_receipts_the_store_could_not_take_are_refused_for_later(h):

@@ -59,7 +59,7 @@ class RowStore:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def insert(self, rows, callback):
+    def insert(self, rows, callback, hashes=None):
         first = len(self.rows) + 1
         self.rows += [dict(zip(COLUMNS[1:-1], row, strict=True)) for row in rows]
         callback(list(range(first, first + len(rows))))
@@ -311,7 +311,7 @@ class SyncStore:
         with writing(self.engine) as conn:
             return defer.succeed(fn(conn, *args, **kw))
 
-    def insert(self, rows, callback):
+    def insert(self, rows, callback, hashes=None):
         with writing(self.engine) as conn:
             first = messages.next_id(conn)
             ids = list(range(first, first + len(rows)))
@@ -347,6 +347,7 @@ def row(message_id: int, account_id: int, **values) -> tuple:
         expires_at=NOW + 2 * DAY,
         state=State.ACCEPTED.value,
         updated_at=NOW - 60,
+        origin=0,
         multi_id=None,
     )
     r.update(values)
@@ -878,7 +879,7 @@ def million(tmp_path_factory):
         SELECT i + 1, 1 + i % {ACCOUNTS}, '', 1, 1, '33600000001', printf('336%08d', i % 1000000),
                0, 0, 0, 1, 0, x'68656c6c6f', x'', {NOW},
                {NOW} + (i / {ACCOUNTS}) * {step}, {NOW} + (i / {ACCOUNTS}) * {step} + {DAY},
-               'ACCEPTED', {NOW}, NULL
+               'ACCEPTED', {NOW}, 0, NULL
         FROM n
         """
     )

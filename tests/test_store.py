@@ -70,6 +70,7 @@ def _message(
         expires_at=expires_at,
         state=state.value,
         updated_at=NOW,
+        origin=0,
         multi_id=multi_id,
     )
     messages.insert_rows(conn, [tuple(row[c] for c in COLUMNS)])

@@ -110,6 +110,7 @@ def row(account_id, body=b"x", destination="33612345678"):
         expires_at=NOW + 3600,
         state=State.ACCEPTED.value,
         updated_at=NOW,
+        origin=0,
     )
     return tuple(values[c] for c in COLUMNS[1:-1])
 

@@ -1,22 +1,24 @@
 """What carriers deliver to the switch: receipts settle our messages (and queue the clients'
-own receipts); subscriber replies come with the opt-out issue.
+own receipts); subscribers' replies go to `replies` (STOP, CONTACT, or on to a client).
 
 A carrier's deliver_sm is answered only once what it said is committed: if the switch dies
 first, the carrier sends it again.
 """
 
+from collections import Counter
 from collections.abc import Callable
 
 from twisted.logger import Logger
 
 from .. import addresses
+from ..protocol import concat
 from ..protocol import text as sms_text
-from ..protocol.constants import ESM_UDHI, Status
+from ..protocol.constants import ESM_UDHI, Status, Tag
 from ..protocol.pdu import Pdu, encode_tlvs
 from ..store import queue
 from ..store.messages import Message, State
 from ..store.queue import Settle
-from . import receipts
+from . import receipts, replies
 
 _log = Logger()
 
@@ -45,16 +47,21 @@ class Inbound:
         settle: Callable[[], Settle],
         before_receipts: Callable[[], None],
         after_receipts: Callable[[], None],
+        handling: Callable[[], replies.Handling],
+        after_reply: Callable[[], None],
     ):
         self.store = store
         self.clock = clock
         self._settle = settle
         self._before = before_receipts  # the dispatcher's flush: the parts go in first
         self._after = after_receipts  # wake the outbox: client receipts may be waiting
+        self._handling = handling  # what a reply job needs, as of now
+        self._after_reply = after_reply  # wake the dispatcher and the outbox
         self._pending: list[tuple] = []
         self._flushing = None
         self.receipts = 0
         self.unmatched = 0
+        self.replies: Counter = Counter()  # subscribers' replies by what came of them
 
     def deliver(self, link, pdu: Pdu) -> None:
         """A deliver_sm (or data_sm) from a carrier link."""
@@ -65,9 +72,7 @@ class Inbound:
                 _log.warn("unreadable receipt from {carrier}", carrier=link.carrier.name)
                 link.respond(pdu)  # taken: offering it again would not make it readable
             else:
-                # A subscriber's reply: not handled yet. A temporary error keeps it at the
-                # carrier, which will offer it again, rather than losing it here.
-                link.respond(pdu, Status.RX_T_APPN)
+                return self._reply(link, pdu)
             link.flush()
             return
         self._pending.append((link, pdu, receipt))
@@ -104,6 +109,37 @@ class Inbound:
             link.flush()
         self._after()
 
+    def _reply(self, link, pdu: Pdu) -> None:
+        """A subscriber's message: answered once handled and committed."""
+        mo = _mo(link.carrier.name, pdu)
+        if mo is None:
+            _log.warn("unreadable subscriber message from {carrier}", carrier=link.carrier.name)
+            self.replies["unreadable"] += 1
+            link.respond(pdu, Status.RINVMSGLEN)
+            link.flush()
+            return
+        d = self.store.write(replies.receive, mo, self._handling())
+        d.addCallbacks(self._replied, self._reply_failed, (link, pdu), None, (link, pdu))
+        d.addErrback(lambda f: _log.failure("answering a subscriber message failed", f))
+
+    def _replied(self, outcome: str, link, pdu: Pdu) -> None:
+        self.replies[outcome] += 1
+        if outcome == replies.UNROUTED:
+            _log.warn(
+                "a subscriber message from {carrier} is for no account: nobody registered "
+                "or sent from its address",
+                carrier=link.carrier.name,
+            )
+        link.respond(pdu)
+        link.flush()
+        if outcome != replies.PART:
+            self._after_reply()
+
+    def _reply_failed(self, failure, link, pdu: Pdu) -> None:
+        _log.failure("recording a subscriber message failed", failure)
+        link.respond(pdu, Status.RX_T_APPN)  # the carrier will offer it again
+        link.flush()
+
     def _failed(self, failure, batch: list[tuple]) -> None:
         _log.failure("recording receipts failed", failure)
         links = set()
@@ -121,6 +157,32 @@ def _candidates(receipt: receipts.Receipt) -> tuple[str, ...]:
     if receipt.alt_id:
         forms = tuple(dict.fromkeys((*forms, *receipts.candidates(receipt.alt_id))))
     return forms
+
+
+def _mo(carrier: str, pdu: Pdu) -> replies.Mo | None:
+    """A subscriber's deliver_sm (or data_sm) as the reply job takes it; None when its
+    parts header is malformed."""
+    p = pdu.params
+    body = p.get("short_message") or pdu.tlvs.get(Tag.message_payload) or b""
+    esm_class = p.get("esm_class", 0)
+    payload = body
+    if esm_class & ESM_UDHI:
+        parsed = concat.parse_udh(body)
+        if parsed is None:
+            return None
+        payload = parsed[1]
+    info = concat.concat_info(esm_class, body, pdu.tlvs)
+    ton = p.get("source_addr_ton", 0)
+    number = addresses.e164(p.get("source_addr", ""), ton)
+    return replies.Mo(
+        carrier=carrier,
+        source=number or p.get("source_addr", ""),
+        source_ton=1 if number else ton,
+        destination=p.get("destination_addr", "").removeprefix("+"),
+        data_coding=p.get("data_coding", 0),
+        payload=payload if info is None else info[3],
+        concat=None if info is None else info[:3],
+    )
 
 
 def _about(pdu: Pdu) -> str:

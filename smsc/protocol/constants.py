@@ -106,6 +106,8 @@ class Status(IntEnum):
     RUNKNOWNERR = 0xFF
     # smsc's vendor-specific statuses (documented in the README)
     RINVDCS = 0x400  # data_coding smsc does not carry, or a text not valid in it
+    ROPTEDOUT = 0x401  # the destination replied STOP: on the account's or the global list
+    RSTOPMENTION = 0x402  # promotional, from an alphanumeric id, without where to reply STOP
 
 
 class Tag(IntEnum):

@@ -143,7 +143,8 @@ class Dispatcher:
             self._turn = due[-1].account_id + 1
         now = self.clock.seconds()
         for message in due:
-            opens = self._held(message.account_id, now)
+            # An automatic reply (STOP confirmation, CONTACT) is never held.
+            opens = None if message.origin else self._held(message.account_id, now)
             if opens is not None:  # outside its account's sending hours: back until they open
                 self._later.setdefault(opens, []).append(message.id)
             else:

@@ -70,8 +70,10 @@ COLUMNS = (
     "expires_at",
     "state",
     "updated_at",
+    "origin",
     "multi_id",
 )
+ORIGIN_CLIENT, ORIGIN_SWITCH = 0, 1  # a client's message, or the switch's automatic reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ class Message:
     carrier: str | None
     attempts: int
     error: int | None
-    origin: int = 0  # ORIGIN_CLIENT or ORIGIN_SWITCH
+    origin: int = 0  # ORIGIN_CLIENT, or ORIGIN_SWITCH for an automatic reply
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:
@@ -110,6 +112,17 @@ def insert_rows(conn: Connection, rows: list[tuple]) -> None:
     else:
         marks = ", ".join(["%s"] * len(COLUMNS))
         conn.exec_driver_sql(f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
+
+
+ALLOCATE = "smsc.allocate"  # the writer connection's id allocator, in Connection.info
+
+
+def add(conn: Connection, rows: list[tuple]) -> list[int]:
+    """Store rows (COLUMNS without id and multi_id) from inside a writer job, numbered like
+    the writer's own inserts: an automatic reply goes in with what caused it."""
+    first = conn.info[ALLOCATE](len(rows))
+    insert_rows(conn, [(first + i, *row, None) for i, row in enumerate(rows)])
+    return list(range(first, first + len(rows)))
 
 
 # Multi-row INSERTs of a few fixed sizes (each a cached prepared statement), within SQLite's

@@ -80,14 +80,34 @@ def blocked(conn: Connection, wanted: list[tuple[int, bytes]]) -> set[tuple[int,
     """Which (account id, number hash) pairs are refused: on that account's list or on the
     global one. One query per few hundred pairs: the accept path asks once per batch."""
     hashes = list({h for _, h in wanted})
-    found: dict[bytes, set[int]] = {}
+    found = []
     for chunk in chunks(hashes):
-        for number_hash, scope in conn.execute(_LOOKUP, {"hashes": chunk}):
-            found.setdefault(number_hash, set()).add(scope)
+        found += conn.execute(_LOOKUP, {"hashes": chunk}).all()
+    return refused(wanted, found)
+
+
+def blocked_sqlite(cursor, wanted: list[tuple[int, bytes]]) -> set[tuple[int, bytes]]:
+    """`blocked` on a bare sqlite3 cursor, for the writer's fast path (no SQLAlchemy
+    transaction there)."""
+    hashes = list({h for _, h in wanted})
+    found = []
+    for chunk in chunks(hashes):
+        marks = ", ".join("?" * len(chunk))
+        found += cursor.execute(
+            f"SELECT number_hash, scope FROM optouts WHERE number_hash IN ({marks})", chunk
+        ).fetchall()
+    return refused(wanted, found)
+
+
+def refused(wanted, found) -> set[tuple[int, bytes]]:
+    """The wanted (account, hash) pairs that the found (hash, scope) entries refuse."""
+    scopes: dict[bytes, set[int]] = {}
+    for number_hash, scope in found:
+        scopes.setdefault(bytes(number_hash), set()).add(scope)
     return {
         (account, h)
         for account, h in wanted
-        if (scopes := found.get(h)) and (GLOBAL in scopes or account in scopes)
+        if (on := scopes.get(h)) and (GLOBAL in on or account in on)
     }
 
 
@@ -116,7 +136,8 @@ def export(conn: Connection, scope: int | None = None):
     query = select(optouts.c.number_hash, optouts.c.scope, optouts.c.origin, optouts.c.created_at)
     if scope is not None:
         query = query.where(optouts.c.scope == scope)
-    yield from conn.execute(query.order_by(optouts.c.created_at)).tuples()
+    for row in conn.execute(query.order_by(optouts.c.created_at)):
+        yield tuple(row)
 
 
 _LOOKUP = select(optouts.c.number_hash, optouts.c.scope).where(

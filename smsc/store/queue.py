@@ -44,6 +44,7 @@ class Due:
     body: bytes
     tlvs: bytes
     due_at: float
+    origin: int
     ported_to: str | None
 
 

@@ -17,18 +17,19 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import messages
+from . import messages, optouts
 
 _STOP = object()
 _log = Logger()
 
 
 class _Insert:
-    __slots__ = ("rows", "callback")
+    __slots__ = ("rows", "callback", "hashes")
 
-    def __init__(self, rows, callback):
+    def __init__(self, rows, callback, hashes):
         self.rows = rows
         self.callback = callback
+        self.hashes = hashes
 
 
 class _Call:
@@ -70,11 +71,17 @@ class Writer:
         self._queue.put(_STOP)
         return self._stopped
 
-    def insert(self, rows: list[tuple], callback: Callable[[Any], None]) -> None:
+    def insert(
+        self, rows: list[tuple], callback: Callable[[Any], None], hashes: list | None = None
+    ) -> None:
         """Store message rows (COLUMNS without id and multi_id). `callback` gets, on the
         reactor, the list of their ids once committed, or the exception that prevented it.
-        Several rows in one call are one submit_multi: their multi_id is the first id."""
-        self._queue.put(_Insert(rows, callback))
+        Several rows in one call are one submit_multi: their multi_id is the first id.
+        `hashes`: each row's destination on the opt-out list's terms; a row whose number is
+        on its account's list or the global one is not stored, and its id is None. Checked
+        here, in the transaction that stores the rows, so that a STOP recorded a moment
+        before is never missed."""
+        self._queue.put(_Insert(rows, callback, hashes))
 
     def call(self, fn: Callable, *args, **kwargs) -> Deferred:
         """Run `fn(connection, *args, **kwargs)` in the writer's next transaction."""
@@ -87,6 +94,7 @@ class Writer:
 
     def _run(self) -> None:
         conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        conn.info[messages.ALLOCATE] = self._allocate  # for jobs that store messages
         sqlite = self._sqlite
         stop = False
         while not stop:
@@ -126,27 +134,58 @@ class Writer:
         self.batches += 1
         return done
 
-    def _number(self, job: _Insert) -> tuple[list[tuple], list[int]]:
-        """Give the job's rows their ids; the rows of one submit_multi share its first id."""
+    def _allocate(self, n: int) -> int:
+        """The first of n new message ids."""
         first = self._next_id
-        self._next_id += len(job.rows)
-        multi = first if len(job.rows) > 1 else None
-        rows = [(first + i, *row, multi) for i, row in enumerate(job.rows)]
-        return rows, list(range(first, self._next_id))
+        self._next_id += n
+        return first
+
+    def _number(self, job: _Insert, refused: set) -> tuple[list[tuple], list[int | None]]:
+        """Give the job's rows their ids (None for the refused); the rows of one submit_multi
+        share its first id."""
+        rows = job.rows
+        if refused and job.hashes:
+            keep = [(row[0], h) not in refused for row, h in zip(rows, job.hashes, strict=True)]
+            rows = [row for row, k in zip(rows, keep, strict=True) if k]
+        first = self._allocate(len(rows))
+        multi = first if len(job.rows) > 1 and rows else None
+        numbered = [(first + i, *row, multi) for i, row in enumerate(rows)]
+        ids = list(range(first, self._next_id))
+        if len(rows) < len(job.rows):
+            given = iter(ids)
+            ids = [next(given) if k else None for k in keep]
+        return numbered, ids
+
+    @staticmethod
+    def _wanted(jobs: list) -> list[tuple[int, bytes]]:
+        """The (account id, number hash) pairs the batch's inserts ask about."""
+        return [
+            (row[0], h)
+            for job in jobs
+            if type(job) is _Insert and job.hashes
+            for row, h in zip(job.rows, job.hashes, strict=True)
+            if h is not None
+        ]
 
     def _commit_inserts(self, dbapi_connection, jobs: list) -> list[tuple[Callable, Any]]:
         """The hot path on SQLite: only submits, in the driver's own transaction (SQLAlchemy's
         transaction machinery costs more than the inserts of a small batch)."""
         done, rows = [], []
-        for job in jobs:
-            numbered, ids = self._number(job)
-            rows += numbered
-            done.append((job.callback, ids))
+        first_id = self._next_id
         dbapi_connection.execute("BEGIN IMMEDIATE")
         try:
+            wanted = self._wanted(jobs)
+            cursor = dbapi_connection.cursor()
+            refused = optouts.blocked_sqlite(cursor, wanted) if wanted else set()
+            cursor.close()
+            for job in jobs:
+                numbered, ids = self._number(job, refused)
+                rows += numbered
+                done.append((job.callback, ids))
             messages.insert_sqlite(dbapi_connection, rows)
             dbapi_connection.execute("COMMIT")
         except BaseException:
+            self._next_id = first_id
             if dbapi_connection.in_transaction:
                 dbapi_connection.execute("ROLLBACK")
             raise
@@ -167,9 +206,11 @@ class Writer:
         done: list[tuple[Callable, Any]] = []
         rows: list[tuple] = []
         with conn.begin():
+            wanted = self._wanted(jobs)
+            refused = optouts.blocked(conn, wanted) if wanted else set()
             for job in jobs:
                 if type(job) is _Insert:
-                    numbered, ids = self._number(job)
+                    numbered, ids = self._number(job, refused)
                     rows += numbered
                     done.append((job.callback, ids))
                     continue
