@@ -36,9 +36,19 @@ receipted ÷ the time from the first submit to the last receipt; the run ends wh
 accepted message has its receipt, or after `--timeout` seconds without a response or a
 receipt (`complete` false, `missing` counted). CPU shares are in % of one core; the switch's
 is also given per message, which the other load on a shared machine moves less than the rate.
+
+`--mode schedule` (in `smsc.bench_schedule`): the same switch and in-process carriers, each
+with its HTTP control endpoint; the load generator submits `--messages` (1,000,000 by
+default; 100,000 in the other modes) with registered_delivery 0 and one absolute
+schedule_delivery_time, `--due-in` seconds after the start, and no warm-up. It reports the
+submit rate, the switch's RSS once started, once everything is queued and after the drain,
+the claim query's time against the full queue (and SQLite's plan of it), how long after the
+due time the first message reached a carrier (and that none did before), and how many the
+carriers took in the `--drain` seconds after it.
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
@@ -75,12 +85,16 @@ class BenchError(Exception):
     """The benchmark could not run (a server did not start, a bind failed, a stall)."""
 
 
+class Overdue(BenchError):
+    """The load generator's run did not end by its deadline."""
+
+
 @dataclass
 class Options:
     mode: str = "submit"
     binds: int = 8
     window: int = 10
-    messages: int = 100_000
+    messages: int | None = None  # None: the mode's default (MESSAGES)
     warmup: int | None = None  # None: a tenth of messages, at most 5000
     target: str | None = None  # HOST:PORT of a running switch
     system_id: str = SYSTEM_ID
@@ -98,6 +112,13 @@ class Options:
     dlr_delay: float = 0.1  # seconds before a simulated carrier sends its receipt
     pending: int = 1000  # most messages submitted and not yet receipted, in all; 0: no cap
     mixed_ids: bool = False  # a carrier with decimal ids in responses and hex in receipts
+    # --mode schedule
+    due_in: float | None = None  # seconds from the start to the due time; None: see there
+    drain: float = 20.0  # seconds the carriers' intake is watched from the due time
+
+
+# Each mode's default number of messages.
+MESSAGES = {"submit": 100_000, "e2e": 100_000, "schedule": 1_000_000}
 
 
 @dataclass
@@ -125,8 +146,11 @@ class Phase:
 # -- the load generator ----------------------------------------------------------------------
 
 
-def _template(registered_delivery: int = 0, first: str = str(FIRST_NUMBER)) -> tuple[bytes, int]:
-    """One encoded submit_sm, and the offset of its destination digits."""
+def _template(
+    registered_delivery: int = 0, first: str = str(FIRST_NUMBER), schedule: str = ""
+) -> tuple[bytes, int]:
+    """One encoded submit_sm, and the offset of its destination digits. `schedule`: its
+    schedule_delivery_time (an SMPP time; empty: at once)."""
     pdu = Pdu(
         Command.submit_sm,
         1,
@@ -137,6 +161,7 @@ def _template(registered_delivery: int = 0, first: str = str(FIRST_NUMBER)) -> t
             "dest_addr_ton": 1,
             "dest_addr_npi": 1,
             "destination_addr": first,
+            "schedule_delivery_time": schedule,
             "registered_delivery": registered_delivery,
             "short_message": b"smsc bench: a fictional message of moderate length",
         },
@@ -170,6 +195,7 @@ class LoadGenerator:
         *,
         registered_delivery: int = 0,
         numbers: list[bytes] | None = None,
+        schedule: str = "",
     ):
         self.address = (host, port)
         self.window = window
@@ -180,7 +206,9 @@ class LoadGenerator:
         if numbers is None:
             numbers = [str(FIRST_NUMBER + i).encode() for i in range(NUMBERS)]
         self._numbers = numbers
-        self._template, self._dest_at = _template(registered_delivery, numbers[0].decode())
+        self._template, self._dest_at = _template(
+            registered_delivery, numbers[0].decode(), schedule
+        )
         self._next_number = 0
 
     # -- bind and unbind ---------------------------------------------------------------
@@ -217,9 +245,10 @@ class LoadGenerator:
 
     # -- the run -----------------------------------------------------------------------
 
-    def run(self, messages: int) -> Phase:
+    def run(self, messages: int, deadline: float | None = None) -> Phase:
         """Submit `messages` across the binds, each keeping at most `window` outstanding; return
-        once every one of them is answered."""
+        once every one of them is answered. Raises Overdue if they are not all answered by
+        `deadline` (a time.time())."""
         refused: Counter = Counter()
         latencies: list[int] = []
         budget = messages
@@ -234,6 +263,8 @@ class LoadGenerator:
         select = self._selector.select
         idle = 0.0
         while waiting:
+            if deadline is not None and time.time() >= deadline:
+                raise Overdue(f"{waiting} of {messages} messages still unanswered at the deadline")
             events = select(0.5)
             if not events:
                 idle += 0.5
@@ -421,12 +452,21 @@ class _Process:
 
 
 def peak_rss_mib(pid: int) -> float | None:
-    """VmHWM of a process (Linux), in MiB."""
+    """VmHWM of a process (Linux), in MiB: its peak RSS so far."""
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int) -> float | None:
+    """VmRSS of a process (Linux), in MiB: its RSS now."""
+    return _status_mib(pid, "VmRSS")
+
+
+def _status_mib(pid: int, field: str) -> float | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
     return round(int(match[1]) / 1024, 1) if match else None
 
 
@@ -450,15 +490,20 @@ def _prepare_store(url: str, binds: int) -> None:
         engine.dispose()
 
 
-def _count_rows(url: str) -> int:
-    from sqlalchemy import text
+def _count_rows(url: str, state: str | None = None) -> int:
+    """Messages in the store; with `state`, those in that state."""
+    from sqlalchemy import func, select
 
     from .store import db
+    from .store.schema import messages
 
+    query = select(func.count()).select_from(messages)
+    if state is not None:
+        query = query.where(messages.c.state == state)
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
+            return conn.execute(query).scalar_one()
     finally:
         engine.dispose()
 
@@ -508,10 +553,16 @@ def _load(opts: Options, host: str, port: int, system_id: str, password: str, wa
 
 def run(opts: Options) -> dict:
     """Run the benchmark; the one JSON-able dict it prints."""
-    if opts.mode not in ("submit", "e2e"):
+    if opts.mode not in MESSAGES:
         raise BenchError(f"unknown mode {opts.mode!r}")
+    if opts.messages is None:
+        opts = dataclasses.replace(opts, messages=MESSAGES[opts.mode])
     if opts.binds < 1 or opts.window < 1 or opts.messages < 1:
         raise BenchError("--binds, --window and --messages must be at least 1")
+    if opts.mode == "schedule":
+        from .bench_schedule import run_schedule
+
+        return run_schedule(opts)
     warmup = min(opts.messages // 10, 5000) if opts.warmup is None else opts.warmup
     if opts.mode == "e2e":
         return _run_e2e(opts, warmup)
@@ -871,8 +922,11 @@ def _start_carrier_sims(workdir: Path, opts: Options) -> list[_Process]:
     return sims
 
 
-def _e2e_config(opts: Options, url: str, ports: list[int]) -> str:
-    """The switch's config: one carrier per port, prefix 336<i+1> each."""
+def _e2e_config(
+    opts: Options, url: str, ports: list[int], control_ports: list[int] | None = None
+) -> str:
+    """The switch's config: one carrier per port, prefix 336<i+1> each; with `control_ports`,
+    each in-process simulator's HTTP control endpoint on one of them."""
     lines = [
         "[smpp]",
         'host = "127.0.0.1"',
@@ -901,12 +955,20 @@ def _e2e_config(opts: Options, url: str, ports: list[int]) -> str:
             f'receipt_id_format = "{receipt_format}"',
             f"dlr_delay = {opts.dlr_delay!r}",
         ]
+        if control_ports:
+            lines.append(f"control_port = {control_ports[i]}")
     return "\n".join(lines) + "\n"
 
 
-def _start_e2e_switch(workdir: Path, opts: Options, url: str, ports: list[int]) -> _Process:
+def _start_e2e_switch(
+    workdir: Path,
+    opts: Options,
+    url: str,
+    ports: list[int],
+    control_ports: list[int] | None = None,
+) -> _Process:
     config = workdir / "bench.toml"
-    config.write_text(_e2e_config(opts, url, ports))
+    config.write_text(_e2e_config(opts, url, ports, control_ports))
     argv = [sys.executable, "-c", "from smsc.cli import main; main()", "--config", str(config)]
     switch = _Process(
         "smsc serve", argv + ["serve"], workdir / "serve.log", listening=_SWITCH_LISTENING
@@ -923,15 +985,32 @@ def _start_e2e_switch(workdir: Path, opts: Options, url: str, ports: list[int]) 
     return switch
 
 
-def _run_e2e(opts: Options, warmup: int) -> dict:
+def check_carriers(opts: Options) -> None:
+    """The options of the modes that start a switch with simulated carriers."""
     if opts.target is not None:
-        raise BenchError("--mode e2e starts its own switch and carriers: no --target")
+        raise BenchError(f"--mode {opts.mode} starts its own switch and carriers: no --target")
     if not 1 <= opts.carriers <= len(CARRIER_NAMES):
         raise BenchError(f"--carriers must be between 1 and {len(CARRIER_NAMES)}")
     if opts.simulators not in ("in", "out"):
         raise BenchError("--simulators must be in or out")
     if opts.carrier_binds < 1 or opts.carrier_window < 1 or opts.carrier_tps < 1:
         raise BenchError("--carrier-binds, --carrier-window and --carrier-tps: at least 1")
+
+
+def carrier_fields(opts: Options) -> dict:
+    """The carriers' options, as the modes that start them report them."""
+    return {
+        "carriers": opts.carriers,
+        "simulators": "in-process" if opts.simulators == "in" else "subprocesses",
+        "carrier_binds": opts.carrier_binds,
+        "carrier_window": opts.carrier_window,
+        "carrier_tps": opts.carrier_tps,
+        "dlr_delay_s": opts.dlr_delay,
+    }
+
+
+def _run_e2e(opts: Options, warmup: int) -> dict:
+    check_carriers(opts)
     workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
     url = opts.store_url or f"sqlite:///{workdir / 'bench.db'}"
     switch = None
@@ -943,12 +1022,7 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
         "pending": opts.pending,
         "messages": opts.messages,
         "warmup": warmup,
-        "carriers": opts.carriers,
-        "simulators": "in-process" if opts.simulators == "in" else "subprocesses",
-        "carrier_binds": opts.carrier_binds,
-        "carrier_window": opts.carrier_window,
-        "carrier_tps": opts.carrier_tps,
-        "dlr_delay_s": opts.dlr_delay,
+        **carrier_fields(opts),
         "mixed_ids": opts.mixed_ids,
         "python": ".".join(map(str, sys.version_info[:3])),
         "store": store_kind(url),

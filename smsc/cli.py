@@ -1296,14 +1296,15 @@ def carrier_sim(**o) -> None:
 @main.command()
 @click.option(
     "--mode",
-    type=click.Choice(["submit", "e2e"]),
+    type=click.Choice(["submit", "e2e", "schedule"]),
     default="submit",
     show_default=True,
-    help="submit: accepted submit_sm/s; e2e: clients → switch → carriers → receipts back.",
+    help="submit: accepted submit_sm/s; e2e: clients → switch → carriers → receipts back; "
+    "schedule: a queue of scheduled messages, and how it drains once due.",
 )
 @click.option("--binds", type=int, default=8, show_default=True, help="Client binds.")
 @click.option("--window", type=int, default=10, show_default=True, help="Outstanding per bind.")
-@click.option("--messages", type=int, default=100_000, show_default=True, help="Measured, in all.")
+@click.option("--messages", type=int, help="Measured, in all  [default: 100000; schedule: 1000000]")
 @click.option("--warmup", type=int, help="Sent first, unmeasured  [default: messages/10, ≤ 5000]")
 @click.option("--target", metavar="HOST:PORT", help="Bench a running switch instead.")
 @click.option("--system-id", default="bench", show_default=True, help="With --target.")
@@ -1337,6 +1338,19 @@ def carrier_sim(**o) -> None:
     default=False,
     help="e2e: a carrier answering with decimal ids and writing receipts in hex (as the demo).",
 )
+@click.option(
+    "--due-in",
+    type=float,
+    help="schedule: seconds from the start to the messages' due time; the submits must end "
+    "before it  [default: messages/4000 + 15]",
+)
+@click.option(
+    "--drain",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="schedule: seconds the carriers' intake is watched from the due time.",
+)
 @click.pass_context
 def bench(ctx: click.Context, **options) -> None:
     """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
@@ -1346,10 +1360,15 @@ def bench(ctx: click.Context, **options) -> None:
     receipted and the submit-to-receipt latency; it exits 1 (after its JSON line) when some
     accepted message got no receipt before the stall limit.
 
+    --mode schedule queues 1,000,000 messages scheduled for one due time on a switch with
+    simulated carriers, and measures the switch's RSS before and after, the claim query at
+    that size, the delay from the due time to the first message out, and the drain rate.
+
     \b
     Example:
       smsc bench --binds 8 --window 10 --messages 100000
       smsc bench --mode e2e --messages 20000
+      smsc bench --mode schedule
     """
     from . import bench as benchmark
 

@@ -7,6 +7,7 @@ server as subprocesses and drives both over loopback.
 import json
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 
 import pytest
@@ -176,3 +177,46 @@ def test_e2e_stall_reports_what_is_missing():
     assert out["accepted"] == out["missing"] == 20
     assert out["receipted"] == 0 and out["receipted_per_s"] == 0
     assert out["stalled_after_s"] == 2
+
+
+def test_schedule_run_holds_the_messages_until_they_are_due():
+    out = _bench("--mode", "schedule", "--messages", "2000", "--due-in", "6", "--drain", "2")
+
+    assert out["mode"] == "schedule"
+    assert (out["messages"], out["carriers"], out["due_in_s"], out["drain_s"]) == (2000, 3, 6, 2)
+    assert out["accepted"] == 2000 and out["refused"] == {}
+    assert out["submitted_per_s"] > 0
+    # Nothing went out before the due time; then the first message soon after it.
+    assert out["sent_before_due"] == 0
+    assert 0 <= out["first_out_ms"] < 5000
+    assert 0 < out["drained"] <= 2000 and out["drain_per_s"] > 0
+    assert out["queued_left"] <= 2000 - out["drained"] and out["sending_left"] >= 0
+    assert out["all_out"] is (out["drained"] == 2000)
+    # The claim query, read-only from the bench, on the queue index.
+    assert out["claim_query_ms"] > 0
+    assert "messages_queue" in out["claim_plan"]
+    for field in ("rss_start_mib", "rss_queued_mib", "rss_after_mib", "peak_rss_mib"):
+        assert out[field] > 10
+    assert out["peak_rss_mib"] >= out["rss_queued_mib"]
+
+
+def test_schedule_refuses_due_time_before_the_submits_end():
+    # 0.1 s is too short for 5000 submits: the run stops and says what to raise.
+    result = CliRunner().invoke(
+        main, ["bench", "--mode", "schedule", "--messages", "5000", "--due-in", "0.1"]
+    )
+    assert result.exit_code == 1
+    assert "raise --due-in" in result.output
+
+
+def test_template_carries_a_schedule():
+    raw, _ = bench._template(0, str(bench.FIRST_NUMBER), "260101120000000+")
+    assert decode(raw).params["schedule_delivery_time"] == "260101120000000+"
+
+
+def test_e2e_config_gives_each_simulator_its_control_port():
+    opts = bench.Options(mode="schedule", carriers=2)
+    config = tomllib.loads(bench._e2e_config(opts, "sqlite:///x.db", [2001, 2002], [3001, 3002]))
+    assert [c["simulator"]["control_port"] for c in config["carriers"]] == [3001, 3002]
+    plain = tomllib.loads(bench._e2e_config(opts, "sqlite:///x.db", [2001, 2002]))
+    assert all("control_port" not in c["simulator"] for c in plain["carriers"])
