@@ -65,13 +65,9 @@ class Acceptor:
             return self._refuse(done, common)
         due_at, expires_at, body, extra_tlvs = common
         rows, refused = [], []
-        head = (
-            account.id,
-            params["service_type"],
-            params["source_addr_ton"],
-            params["source_addr_npi"],
-            params["source_addr"].removeprefix("+"),
-        )
+        source, ton = addresses.source(params["source_addr"], params["source_addr_ton"])
+        npi = 1 if ton == 1 else params["source_addr_npi"]
+        head = (account.id, params["service_type"], ton, npi, source)
         tail = (
             params["esm_class"],
             params["protocol_id"],
@@ -163,7 +159,9 @@ class Acceptor:
         status = check_body(body, data_coding, esm_class)
         if status:
             return status
-        body = senders.with_stop_mention(account, source, ton, body, data_coding, esm_class)
+        body = senders.with_stop_mention(
+            account, source, ton, body, data_coding, esm_class, tlvs or {}
+        )
         if type(body) is not bytes:
             return body
         if len(body) > MAX_BODY:

@@ -48,14 +48,25 @@ def valid_source(address: str, ton: int) -> bool:
     return 3 <= len(address) <= 15 and _DIGITS.issuperset(address)
 
 
+def source(address: str, ton: int) -> tuple[str, int]:
+    """A sender as the switch stores and sends it, with its TON: a long number in E.164 (TON
+    1), a short code or an alphanumeric id as it is."""
+    if ton != 5:
+        written = address
+        if ton == 2 and len(address) == _NATIONAL_LENGTH and address[:1] != "0":
+            written = "0" + address  # a national number written without its trunk 0
+        if len(written.removeprefix("+")) >= 8:
+            number = e164(written, ton if ton in (0, 1, 2) else 0)
+            if number is not None:
+                return number, 1
+    return address.removeprefix("+"), ton
+
+
 def sender(address: str, ton: int = 0) -> str:
-    """The form an account's sender is registered and compared under: a long number in
-    E.164, a short code or an alphanumeric id as it is (ids compared without case)."""
-    if ton != 5 and len(address.removeprefix("+")) >= 8:
-        number = e164(address, ton if ton in (0, 1, 2) else 0)
-        if number is not None:
-            return number
-    return address.upper() if not address.isdigit() else address
+    """The form an account's sender is registered and compared under: `source`'s, with
+    alphanumeric ids compared without case."""
+    address = source(address, ton)[0]
+    return address if address.isdigit() else address.upper()
 
 
 def is_mobile(number: str) -> bool:

@@ -61,9 +61,12 @@ def start(config: Config, reactor) -> Switch:
     retention = config.optout.retention_days * 86400.0
 
     def purge():
-        d = store.write(optouts.purge, reactor.seconds() - retention)
+        now = reactor.seconds()
+        d = store.write(optouts.purge, now - retention)
         d.addCallback(lambda n: n and _log.info("{n} opt-outs past their retention", n=n))
         d.addErrback(lambda f: _log.failure("purging the opt-out list failed", f))
+        d = store.write(replies.forget_stale_parts, now)
+        d.addErrback(lambda f: _log.failure("dropping stale reply parts failed", f))
 
     LoopingCall(purge).start(PURGE, now=True)
     address = port.getHost()
@@ -95,7 +98,9 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         _use_accounts(accounts.all_accounts(conn), marketing, switch.server)
 
     def settle() -> Settle:
-        return Settle(reactor.seconds(), config.queue.outbox_retention, client_receipt)
+        return Settle(
+            reactor.seconds(), config.queue.outbox_retention, client_receipt, acceptor.optout_key
+        )
 
     outbox = OutboxSender(store, reactor, switch.server, config.queue)
 

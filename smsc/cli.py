@@ -205,6 +205,7 @@ def _checked_sender(address: str, mobile_allowed: bool) -> str:
     if (
         not addresses.valid_source(address, 0)
         or not key.isdigit()
+        or (address.startswith("+") and len(key) < 8)  # a short code has no country
         or key[0] == "0"
         or (len(key) >= 8 and addresses.e164(key) is None)
     ):

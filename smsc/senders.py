@@ -44,13 +44,19 @@ def stop_number(account: Account) -> str | None:
 
 
 def with_stop_mention(
-    account: Account, source: str, ton: int, body: bytes, data_coding: int, esm_class: int
+    account: Account,
+    source: str,
+    ton: int,
+    body: bytes,
+    data_coding: int,
+    esm_class: int,
+    tlvs: dict | None = None,
 ) -> bytes | Status:
     """The body a promotional message goes out with: as it is when it can be answered (a
     numeric sender) or says where to reply STOP, else with " STOP au 36xxx" appended (or
     RSTOPMENTION when the account refuses such messages, has no short code to point at, or
-    the text cannot take the mention). In a long message sent as parts with UDH, the last
-    part carries the mention."""
+    the text cannot take the mention). In a long message the client cut itself (UDH or
+    sar_* TLVs), the last part carries the mention."""
     if not account.marketing or (ton != 5 and addresses.valid_source(source, 1)):
         return body
     header, payload = b"", body
@@ -59,9 +65,9 @@ def with_stop_mention(
         if parsed is None:
             return Status.RINVMSGLEN
         header, payload = body[: body[0] + 1], parsed[1]
-        info = parsed[0].get(concat.IEI_CONCAT_8) or parsed[0].get(concat.IEI_CONCAT_16)
-        if info and info[-1] != info[-2]:
-            return body  # not the last part: the mention belongs to the last one
+    part = concat.concat_info(esm_class, body, tlvs or {})
+    if part is not None and part[2] != part[1]:
+        return body  # not the last part: the mention belongs to the last one
     text = sms_text.decode(data_coding, payload)
     if text is not None and _MENTION.search(text):
         return body
@@ -69,9 +75,17 @@ def with_stop_mention(
     if text is None or number is None or account.stop_mention != "append":
         return Status.RSTOPMENTION
     try:
-        mended = header + sms_text.encode(data_coding, f"{text} STOP au {number}")
+        mended = sms_text.encode(data_coding, f"{text} STOP au {number}")
     except ValueError:
         return Status.RSTOPMENTION
-    if header and len(mended) > _PART:
+    if part is not None and len(mended) > _room(header, data_coding):
         return Status.RSTOPMENTION
-    return mended
+    return header + mended
+
+
+def _room(header: bytes, data_coding: int) -> int:
+    """What one part's text may take after its UDH: septets in the GSM alphabet (stored one
+    an octet, the UDH padded to a septet boundary), octets otherwise."""
+    if data_coding == sms_text.GSM:
+        return (_PART * 8 - len(header) * 8) // 7
+    return _PART - len(header)

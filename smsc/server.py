@@ -172,7 +172,8 @@ class ClientSession(SessionProtocol):
         d.addErrback(self._failed, pdu, "query_sm")
 
     def _queried(self, rows: list[messages.Message], pdu: Pdu) -> None:
-        source = pdu.params["source_addr"].removeprefix("+")
+        p = pdu.params
+        source = addresses.source(p["source_addr"], p["source_addr_ton"])[0]
         if (
             not rows
             or rows[0].account_id != self.account.id
@@ -207,7 +208,7 @@ class ClientSession(SessionProtocol):
             self.clock.seconds(),
             message_id=message_id,
             service_type=p["service_type"],
-            source=p["source_addr"].removeprefix("+"),
+            source=addresses.source(p["source_addr"], p["source_addr_ton"])[0],
             destination=destination,
         )
         d.addCallback(lambda n: self.answer(pdu, 0 if n else Status.RCANCELFAIL))
@@ -236,7 +237,7 @@ class ClientSession(SessionProtocol):
             self.account.id,
             message_id,
             now,
-            source=p["source_addr"].removeprefix("+"),
+            source=addresses.source(p["source_addr"], p["source_addr_ton"])[0],
             body=p["short_message"],
             registered_delivery=p["registered_delivery"],
             due_at=None if due_at is None else max(due_at, now),

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from smsc.inbound.handler import client_receipt
-from smsc.store import queue, schema
+from smsc.store import optouts, queue, schema
 from smsc.store.db import writing
 from smsc.store.messages import State
 from smsc.store.queue import Settle
@@ -544,3 +544,20 @@ def test_of_parts_sent_at_the_same_time_the_later_message_wins(engine, account, 
         State.ENROUTE,
         State.DELIVERED,
     )
+
+
+# -- opt-outs since accept -------------------------------------------------------------------
+
+
+def test_claim_refuses_messages_whose_destination_opted_out_since(engine, account, maker):
+    key = b"k" * 32
+    with writing(engine) as conn:
+        add_message(conn, account, 1)  # to DEST, which opts out below
+        add_message(conn, account, 2, destination="33612345679")
+        add_message(conn, account, 3, origin=1)  # the switch's own reply: never refused
+        optouts.add(conn, account, [optouts.digest(key, DEST)], "stop", NOW)
+    how = Settle(NOW, RETENTION, maker, key)
+    due = run(engine, queue.claim, NOW, 100, no_ports, how)
+    assert [d.id for d in due] == [2, 3]
+    assert message(engine, 1).state == State.REJECTED and message(engine, 1).error == 0x401
+    assert maker.calls == [(1, State.REJECTED, 0x401, 1)]  # its client asked for a receipt

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from test_inbound import Harness, Link, Store
 from test_queue import add_account, add_message, outbox_rows
 
+from smsc import addresses
 from smsc.inbound import handler, replies
 from smsc.inbound.replies import REPLY_VALIDITY, Handling, Mo
 from smsc.protocol import concat
@@ -166,16 +167,11 @@ def test_stop_nobody_can_be_found_for_is_unrouted(engine, ids):
     assert opted_out(engine) == [] and automatic(engine) == [] and outbox_rows(engine) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accept stores a sender as the client wrote it (0937123456, TON 2) while "
-    "senders.last_sender compares messages.source with the E.164 form the reply comes to "
-    "(33937123456): the STOP is unrouted and the subscriber is not opted out",
-)
 def test_stop_to_a_long_number_the_client_wrote_nationally(engine, ids):
     _, shop = ids
-    with writing(engine) as conn:  # as Acceptor.submit stores source_addr 0937123456, TON 2
-        add_message(conn, shop, 1, source="0937123456", source_ton=2, destination=SUB)
+    source, ton = addresses.source("0937123456", 2)  # as Acceptor.submit stores it
+    with writing(engine) as conn:
+        add_message(conn, shop, 1, source=source, source_ton=ton, destination=SUB)
     assert receive(engine, mo(b"STOP", destination=LONG)) == "stop"
     assert [scope for _, scope, *_ in opted_out(engine)] == [shop]
 
@@ -311,12 +307,6 @@ def test_parts_of_other_replies_do_not_mix(engine, ids):
     assert parts_waiting(engine) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="replies._assembled keeps a part offered again after its reply was handled (a "
-    "carrier's retry) in inbox_parts for ever (nothing purges the table); a later reply that "
-    "reuses the 8-bit reference is then assembled with that stale part",
-)
 def test_a_part_offered_again_after_its_reply_does_not_mix_into_the_next(engine, ids):
     acme, _ = ids
     register(engine, SHORT, acme)

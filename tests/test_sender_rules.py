@@ -88,12 +88,6 @@ def test_check_mobile_numbers_need_the_account_allowed(source, ton):
     assert senders.check(who("36180", mobile_senders=True), source, ton) == Status.RINVSRCADR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="senders.check takes a national number without its trunk 0 (612345678, TON 2) as "
-    "it is: addresses.sender leaves it unnormalised, is_mobile is false, the 06/07 rule is "
-    "bypassed",
-)
 def test_check_a_national_mobile_without_its_trunk_zero_is_a_mobile():
     assert senders.check(who(), "612345678", 2) == Status.RINVSRCADR
 
@@ -203,12 +197,6 @@ def test_a_last_part_the_mention_would_overflow_is_refused():
     assert mention(promo(), too_long, data_coding=8, esm_class=0x40) == Status.RSTOPMENTION
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with_stop_mention counts a GSM part's septets as octets against 140: a last part "
-    "of 130 septets plus the 14 of the mention (144, with a 6-octet UDH) fits in the 153 "
-    "septets a part holds, yet is refused RSTOPMENTION",
-)
 def test_a_gsm_last_part_is_measured_in_septets():
     last = concat.udh(42, 2, 2) + b"x" * 130
     assert mention(promo(), last, esm_class=0x40) == last + MENTION.encode()
@@ -267,11 +255,6 @@ def test_the_stored_body_carries_the_mention(acceptor, store):
     assert submit(acceptor, p, who=promo("ACME")) == [(Status.RSTOPMENTION, [], [])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with_stop_mention is not told of the sar_* TLVs: every part of a long message "
-    "sent with sar TLVs (not the last only) has the mention appended, in mid-text",
-)
 def test_sar_parts_but_the_last_are_untouched(acceptor, store):
     p = params(source_addr="ACME", source_addr_ton=5, short_message=b"Soldes -50% sur")
     tlvs = {Tag.sar_msg_ref_num: 7, Tag.sar_total_segments: 2, Tag.sar_segment_seqnum: 1}

@@ -396,12 +396,6 @@ def test_rows_without_hashes_are_not_checked(harness, account_id, lists):
     assert (unchecked, some) == ([[1]], [[2, 3]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Writer._run_jobs looks the batch's hashes up before running its call jobs: a STOP "
-    "recorded by a job queued before an insert, in the same batch, is missed (the insert is "
-    "stored), though the writer runs jobs in arrival order",
-)
 def test_a_stop_recorded_earlier_in_the_batch_refuses_the_insert(harness, account_id, lists):
     harness.call(optouts.add, account_id, [digest(FREE)], "stop", NOW)
     got = insert_checked(harness, account_id, FREE)

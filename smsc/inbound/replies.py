@@ -26,6 +26,7 @@ from .keywords import Kind, classify
 REPLY_VALIDITY = 24 * 3600  # an automatic reply not out within a day is no use any more
 UNROUTED = "unrouted"  # what came of a reply nobody can be found for
 PART = "part"  # one part of a long reply, kept until the others come
+PARTS_WAIT = 600.0  # seconds the parts of a long reply wait for the others
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,9 @@ def _assembled(conn: Connection, mo: Mo, now: float) -> tuple[int, bytes] | None
         inbox_parts.c.total == total,
         inbox_parts.c.carrier == mo.carrier,
     )
+    # A part older than PARTS_WAIT belongs to a reply that never completed, or is a carrier's
+    # late retry of one already handled: it must not be joined to a reply reusing the ref.
+    conn.execute(delete(inbox_parts).where(*same, inbox_parts.c.received_at < now - PARTS_WAIT))
     conn.execute(
         insert(inbox_parts).values(
             carrier=mo.carrier, source=mo.source, destination=mo.destination, ref=ref,
@@ -128,6 +132,12 @@ def _assembled(conn: Connection, mo: Mo, now: float) -> tuple[int, bytes] | None
     conn.execute(delete(inbox_parts).where(*same))
     ordered = [parts[i] for i in sorted(parts)]
     return ordered[0].data_coding, b"".join(row.body for row in ordered)
+
+
+def forget_stale_parts(conn: Connection, now: float) -> int:
+    """Drop the parts of replies that never completed."""
+    stale = delete(inbox_parts).where(inbox_parts.c.received_at < now - PARTS_WAIT)
+    return conn.execute(stale).rowcount
 
 
 def _reply(conn: Connection, account: accounts.Account, mo: Mo, text: str, now: float) -> None:

@@ -8,10 +8,10 @@ from itertools import zip_longest
 
 from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
-from ..protocol.constants import ESM_RECEIPT
-from . import outbox
+from ..protocol.constants import ESM_RECEIPT, Status
+from . import optouts, outbox
 from .db import chunks
-from .messages import FINAL, Message, State, unindexed
+from .messages import FINAL, ORIGIN_CLIENT, Message, State, unindexed
 from .schema import message_parts, messages
 
 # How bad a final state is, to settle a message whose parts ended differently.
@@ -86,6 +86,11 @@ def claim(
     if expired:
         expire(conn, expired, how)
         rows = [row for row in rows if row.expires_at > now]
+    if how.optout_key is not None:
+        stopped = _opted_out(conn, rows, how.optout_key)
+        if stopped:
+            refuse(conn, stopped, Status.ROPTEDOUT, how)
+            rows = [row for row in rows if row.id not in stopped]
     if not rows:
         return []
     # A message sent again starts over: the parts of an earlier, cut attempt are forgotten.
@@ -164,6 +169,32 @@ def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
     _queue_receipts(conn, [(row, State.EXPIRED, 0) for row in asked], how)
 
 
+def _opted_out(conn: Connection, rows, key: bytes) -> set[int]:
+    """The claimed client messages whose destination opted out since they were accepted (a
+    scheduled campaign, a message held for its sending hours)."""
+    pairs = {
+        row.id: (row.account_id, optouts.digest(key, row.destination))
+        for row in rows
+        if row.origin == ORIGIN_CLIENT
+    }
+    blocked = optouts.blocked(conn, list(pairs.values())) if pairs else set()
+    return {message_id for message_id, pair in pairs.items() if pair in blocked}
+
+
+def refuse(conn: Connection, ids, status: int, how: "Settle") -> None:
+    """Messages the switch will not send after all: REJECTED with `status`, and a failure
+    receipt when the client asked."""
+    ids = list(ids)
+    for chunk in chunks(ids):
+        conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(chunk))
+            .values(state=State.REJECTED, error=status, updated_at=how.now)
+        )
+    rows = [row for chunk in chunks(ids) for row in conn.execute(_ROWS, {"ids": chunk})]
+    _queue_receipts(conn, [(row, State.REJECTED, status) for row in rows], how)
+
+
 def expire_due(conn: Connection, now: float, limit: int, how: "Settle") -> int:
     """Expire up to `limit` waiting messages past their validity without claiming anything:
     for when no carrier is bound (nothing is claimed then), so that the clients still hear of
@@ -229,6 +260,7 @@ class Settle:
     now: float
     retention: float  # how long a client receipt waits in the outbox
     receipt: ReceiptMaker
+    optout_key: bytes | None = None  # the opt-out list's key: claims skip who opted out since
 
 
 def record_taken(

@@ -7,6 +7,7 @@ batch grows with the load by itself (more arrives while a commit is on disk). Ot
 batch down (the batch runs again with a savepoint a job).
 """
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable
@@ -40,6 +41,10 @@ class _Call:
         self.args = args
         self.kwargs = kwargs
         self.callback = callback
+
+
+def _is_insert(job) -> bool:
+    return type(job) is _Insert
 
 
 class _JobFailed(Exception):
@@ -157,7 +162,7 @@ class Writer:
         return numbered, ids
 
     @staticmethod
-    def _wanted(jobs: list) -> list[tuple[int, bytes]]:
+    def _wanted(jobs) -> list[tuple[int, bytes]]:
         """The (account id, number hash) pairs the batch's inserts ask about."""
         return [
             (row[0], h)
@@ -206,10 +211,12 @@ class Writer:
         done: list[tuple[Callable, Any]] = []
         rows: list[tuple] = []
         with conn.begin():
-            wanted = self._wanted(jobs)
-            refused = optouts.blocked(conn, wanted) if wanted else set()
-            for job in jobs:
+            refused = None  # looked up for the inserts up to the next other job
+            for i, job in enumerate(jobs):
                 if type(job) is _Insert:
+                    if refused is None:
+                        wanted = self._wanted(itertools.takewhile(_is_insert, jobs[i:]))
+                        refused = optouts.blocked(conn, wanted) if wanted else set()
                     numbered, ids = self._number(job, refused)
                     rows += numbered
                     done.append((job.callback, ids))
@@ -217,6 +224,7 @@ class Writer:
                 if rows:  # keep arrival order: earlier inserts go in first
                     messages.insert_rows(conn, rows)
                     rows = []
+                refused = None  # this job may put numbers on a list (a STOP)
                 if isolate:
                     try:
                         with conn.begin_nested():

@@ -492,7 +492,7 @@ class RawClient:
         destination: str,
         text: bytes = b"hello",
         *,
-        source: str = "33600000001",
+        source: str = "36180",
         source_ton: int = 1,
         dest_ton: int = 1,
         service_type: str = "",

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 ROK, RINVDSTADR = 0x00, 0x0B
 DELIVERED, UNDELIVERABLE, REJECTED = 2, 5, 8  # message_state
-SOURCE = "33600000001"
+SOURCE = "36180"  # a short code: 06/07 numbers are refused as senders
 DLR_DELAY = 0.1
 ESM_RECEIPT, ESM_UDHI = 0x04, 0x40
 

@@ -49,7 +49,7 @@ class Submitter(threading.Thread):
                     request = self.client.send_message(
                         source_addr_ton=1,
                         source_addr_npi=1,
-                        source_addr="33600000001",
+                        source_addr="36180",
                         dest_addr_ton=1,
                         dest_addr_npi=1,
                         destination_addr=destination,

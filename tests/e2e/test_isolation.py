@@ -71,7 +71,7 @@ class SteadyClient(threading.Thread):
                     request = self.client.send_message(
                         source_addr_ton=1,
                         source_addr_npi=1,
-                        source_addr="33600000001",
+                        source_addr="36180",
                         dest_addr_ton=1,
                         dest_addr_npi=1,
                         destination_addr=f"336000{n % 1000:05d}",
@@ -203,7 +203,7 @@ def test_bad_clients_do_not_disturb_a_good_one(server, steady, raw_client, smppl
     request = fresh.send_message(
         source_addr_ton=1,
         source_addr_npi=1,
-        source_addr="33600000001",
+        source_addr="36180",
         dest_addr_ton=1,
         dest_addr_npi=1,
         destination_addr="33600000102",

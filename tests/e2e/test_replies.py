@@ -642,13 +642,6 @@ def test_stop_confirmed_while_sending_hours_are_closed(server, esme):
     assert client.submit("36195", number, "Night: -20% demain") == ROPTEDOUT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the opt-out list is checked only when a message is accepted (smsc/store/writer.py "
-    "lines 184 and 219); the queue (smsc/store/queue.py claim) sends a message accepted before "
-    "the STOP (here scheduled for 4 s later) after the subscriber opted out and was told "
-    "'vous ne recevrez plus nos SMS'",
-)
 def test_stop_stops_what_was_scheduled_before_it(server, esme):
     client = esme(server, "sched", "transmitter")
     number = subscriber("alpha", 910)

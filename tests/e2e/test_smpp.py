@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 WINDOW = 10
 ALICE = ("alice", "alicepw")
 BOB = ("bob", "bobpw")
-SOURCE = "33600000001"
+SOURCE = "36180"  # a short code: 06/07 numbers are refused as senders
 
 ROK = 0x00
 RINVMSGLEN = 0x01
@@ -315,7 +315,7 @@ def test_cancel_by_source_and_destination(server, smpplib_client, raw_client):
     client = bound(smpplib_client, server)
     to_cancel = [submitted_id(client, "33600000006", b"one"), submitted_id(client, "33600000006")]
     other_destination = submitted_id(client, "33600000007")
-    other_source = submitted_id(client, "33600000006", source_addr="33600000008")
+    other_source = submitted_id(client, "33600000006", source_addr="36181")
 
     raw = raw_client(server)
     assert raw.bind("transmitter", *ALICE).status == ROK
@@ -325,7 +325,7 @@ def test_cancel_by_source_and_destination(server, smpplib_client, raw_client):
     for message_id in to_cancel:
         assert query(client, message_id).message_state == DELETED
     assert query(client, other_destination).message_state == ENROUTE
-    assert query(client, other_source, source="33600000008").message_state == ENROUTE
+    assert query(client, other_source, source="36181").message_state == ENROUTE
     states = dict(
         server.query(
             "SELECT id, state FROM messages WHERE id IN (?, ?, ?, ?)",
