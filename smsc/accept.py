@@ -31,6 +31,7 @@ _ESM_TYPES = (0x00, 0x08, 0x10)  # esm_class bits 2-5 in submit: default, SME ac
 # A destination handed in: (ton, npi, address). Done gets (status, message ids, refusals).
 Done = Callable[[int, list[int], list[tuple[tuple[int, int, str], int]]], None]
 
+_ACCEPTED = State.ACCEPTED.value
 _log = Logger()
 
 
@@ -41,6 +42,7 @@ class Acceptor:
         self._buckets: dict[int, TokenBucket] = {}
         # The opt-out list's HMAC key; None: no list (a store that was never given one).
         self.optout_key = optout_key
+        self._digest = None if optout_key is None else optouts.hasher(optout_key)
         self.refused: Counter = Counter()  # refused submits (destinations) by status
         # Set by the switch when it delivers: which numbers some route can take, and who to
         # tell that messages were stored. A switch without carriers only queues.
@@ -79,7 +81,7 @@ class Acceptor:
             now,
             due_at,
             expires_at,
-            State.ACCEPTED.value,
+            _ACCEPTED,
             now,
             ORIGIN_CLIENT,
         )
@@ -92,11 +94,12 @@ class Acceptor:
             else:
                 rows.append((*head, number, *tail))
                 kept.append(dest)
-        self.refused.update(status for _, status in refused)
+        if refused:
+            self.refused.update(status for _, status in refused)
         if not rows:
             return done(refused[0][1] if len(refused) == 1 else Status.RINVDSTADR, [], refused)
-        key = self.optout_key
-        hashes = None if key is None else [optouts.digest(key, row[5]) for row in rows]
+        digest = self._digest
+        hashes = None if digest is None else [digest(row[5]) for row in rows]
 
         def stored(result):
             if isinstance(result, Exception):

@@ -188,3 +188,16 @@ def test_no_number_is_kept_in_clear(engine, accounts_):
                 for form in (number, number[2:], "0" + number[2:]):
                     assert form.encode() not in raw  # as text (or bytes)
                     assert form not in raw.hex()  # nor as hex digits
+
+
+def test_the_hasher_of_a_key_digests_as_digest():
+    key = b"k" * 32
+    digest = optouts.hasher(key)
+    for number in ("33612345678", "33700000001", "447700900123"):
+        assert digest(number) == optouts.digest(key, number)
+    assert optouts.hasher(b"other")("33612345678") != digest("33612345678")
+
+
+def test_the_hasher_takes_keys_longer_than_a_block():
+    key = bytes(range(100))
+    assert optouts.hasher(key)("33612345678") == optouts.digest(key, "33612345678")
