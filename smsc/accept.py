@@ -36,8 +36,9 @@ _log = Logger()
 
 
 class Acceptor:
-    def __init__(self, store: Store, clock, optout_key: bytes | None = None):
+    def __init__(self, store: Store, clock, optout_key: bytes | None = None, metrics=None):
         self._store = store
+        self._metrics = metrics  # smsc.metrics.Metrics: submits by account and result
         self._clock = clock
         self._buckets: dict[int, TokenBucket] = {}
         # The opt-out list's HMAC key; None: no list (a store that was never given one).
@@ -61,10 +62,10 @@ class Acceptor:
         at once (refused as a whole) or when the rows are committed."""
         now = self._clock.seconds()
         if account.tps and not self._throttle(account, len(destinations), now):
-            return self._refuse(done, Status.RTHROTTLED)
+            return self._refuse(done, Status.RTHROTTLED, account, len(destinations))
         common = self._check(account, params, tlvs, now)
         if type(common) is not tuple:
-            return self._refuse(done, common)
+            return self._refuse(done, common, account, len(destinations))
         due_at, expires_at, body, extra_tlvs = common
         rows, refused = [], []
         source, ton = addresses.source(params["source_addr"], params["source_addr_ton"])
@@ -94,8 +95,12 @@ class Acceptor:
             else:
                 rows.append((*head, number, *tail))
                 kept.append(dest)
+        metrics = self._metrics
         if refused:
             self.refused.update(status for _, status in refused)
+            if metrics is not None:
+                for _, status in refused:
+                    metrics.submitted(account.system_id, status)
         if not rows:
             return done(refused[0][1] if len(refused) == 1 else Status.RINVDSTADR, [], refused)
         digest = self._digest
@@ -104,24 +109,30 @@ class Acceptor:
         def stored(result):
             if isinstance(result, Exception):
                 _log.error("store refused a batch: {error!r}", error=result)
-                return self._refuse(done, Status.RSYSERR)
+                return self._refuse(done, Status.RSYSERR, account, len(rows))
             ids = result
             if None in result:  # destinations on an opt-out list
                 ids = [i for i in result if i is not None]
                 stopped = [dest for dest, i in zip(kept, result, strict=True) if i is None]
                 self.refused[Status.ROPTEDOUT] += len(stopped)
+                if metrics is not None:
+                    metrics.submitted(account.system_id, Status.ROPTEDOUT, len(stopped))
                 refused.extend((dest, Status.ROPTEDOUT) for dest in stopped)
                 if not ids:
                     status = Status.ROPTEDOUT if len(refused) == 1 else Status.RINVDSTADR
                     return done(status, [], refused)
+            if metrics is not None:
+                metrics.submitted(account.system_id, 0, len(ids))
             done(Status.ROK, ids, refused)
             if self.on_stored is not None:
                 self.on_stored()
 
         self._store.insert(rows, stored, hashes)
 
-    def _refuse(self, done: Done, status: Status) -> None:
+    def _refuse(self, done: Done, status: Status, account: Account, n: int) -> None:
         self.refused[status] += 1
+        if self._metrics is not None:  # each destination refused
+            self._metrics.submitted(account.system_id, status, max(1, n))
         done(status, [], [])
 
     def _throttle(self, account: Account, n: int, now: float) -> bool:

@@ -5,14 +5,15 @@ import sys
 from dataclasses import dataclass, field
 
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from twisted.logger import Logger, globalLogBeginner
 
-from . import hours
+from . import hours, logs
 from .accept import Acceptor
 from .config import Config
 from .deliveries import OutboxSender
 from .inbound import receipts, replies
 from .inbound.handler import Inbound, client_receipt
+from .metrics import Metrics, site
 from .routing.dispatcher import Dispatcher
 from .routing.links import Carrier
 from .routing.router import Router
@@ -38,6 +39,7 @@ class Switch:
     inbound: Inbound | None = None
     outbox: OutboxSender | None = None
     simulators: list = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def start(config: Config, reactor) -> Switch:
@@ -50,14 +52,18 @@ def start(config: Config, reactor) -> Switch:
     _ensure_accounts(store, config, reactor.seconds())
     with writing(store.engine) as conn:
         optout_key = optouts.hash_key(conn, config.optout.hash_key)
-    acceptor = Acceptor(store, reactor, optout_key)
-    server = SmppServer(config.smpp, store, acceptor, reactor)
-    switch = Switch(store, server)
+    metrics = Metrics()
+    acceptor = Acceptor(store, reactor, optout_key, metrics)
+    server = SmppServer(config.smpp, store, acceptor, reactor, metrics)
+    switch = Switch(store, server, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
     port = reactor.listenTCP(config.smpp.port, server, interface=config.smpp.host)
+    web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
         _start_delivery(switch, config, reactor, acceptor)
+    metrics.watch(server, switch.carriers)
+    metrics.refresh_depths(store, reactor)
     retention = config.optout.retention_days * 86400.0
 
     def purge():
@@ -75,6 +81,9 @@ def start(config: Config, reactor) -> Switch:
     def shutdown():
         # Every acknowledged message is committed already; what is still queued in the
         # writer is flushed (its submitters are not answered: they will resubmit).
+        metrics.stop()
+        if web is not None:
+            web.stopListening()
         for carrier in switch.carriers:
             carrier.stop()
         if switch.dispatcher is not None:
@@ -129,8 +138,13 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         dispatcher.wake()
         outbox.wake()
 
-    inbound = Inbound(store, reactor, settle, dispatcher.flush, outbox.wake, handling, after_reply)
-    carriers = [Carrier(c, reactor, dispatcher, inbound.deliver) for c in config.carriers]
+    inbound = Inbound(
+        store, reactor, settle, dispatcher.flush, outbox.wake, handling, after_reply,
+        switch.metrics,
+    )  # fmt: skip
+    carriers = [
+        Carrier(c, reactor, dispatcher, inbound.deliver, switch.metrics) for c in config.carriers
+    ]
     dispatcher.attach(carriers)
     switch.server.outbox = outbox
     acceptor.routable = router.routable
@@ -153,6 +167,17 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
     for carrier in carriers:
         for factory in carrier.factories:
             factory.connect(reactor)
+
+
+def _listen_metrics(switch: Switch, config: Config, reactor):
+    """The `[metrics]` HTTP listener (/metrics, /healthz, /status); None without the section."""
+    if config.metrics is None:
+        return None
+    web = site(switch.metrics, switch, reactor)
+    port = reactor.listenTCP(config.metrics.port, web, interface=config.metrics.host)
+    address = port.getHost()
+    _log.info("metrics listening on {host}:{port}", host=address.host, port=address.port)
+    return port
 
 
 def _use_accounts(found: list[accounts.Account], marketing: dict, server: SmppServer) -> None:
@@ -202,9 +227,13 @@ def _ensure_accounts(store: Store, config: Config, now: float) -> None:
                 _log.info("created account {system_id}", system_id=account.system_id)
 
 
-def serve(config: Config) -> None:
+def serve(config: Config, log_format: str | None = None) -> None:
     from twisted.internet import reactor
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    options = config.logging
+    observer = logs.observer(
+        log_format or options.format, sys.stdout, options.level, options.reveal
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     start(config, reactor)
     reactor.run()

@@ -117,6 +117,27 @@ class OptoutConfig:
 
 
 @dataclass
+class MetricsConfig:
+    """`/metrics`, `/healthz` and `/status` over HTTP; no `[metrics]` section: no listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 9100  # 0: a free port (logged as "metrics listening on HOST:PORT")
+
+
+@dataclass
+class LoggingConfig:
+    """What `smsc serve` writes on stdout (see smsc/logs.py)."""
+
+    format: str = "text"  # "text": one line per event; "json": one JSON object per line
+    level: str = "info"  # debug, info, warn, error, critical
+    reveal: bool = False  # with level = "debug": DEBUG lines show numbers and texts in clear
+
+    def __post_init__(self):
+        _one_of("format", self.format, ("text", "json"))
+        _one_of("level", self.level, ("debug", "info", "warn", "error", "critical"))
+
+
+@dataclass
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -125,6 +146,8 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     optout: OptoutConfig = field(default_factory=OptoutConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig | None = None
 
     def __post_init__(self):
         names = [c.name for c in self.carriers]
@@ -180,6 +203,8 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, name: str) -> Any:
+    if get_origin(hint) is UnionType:
+        hint = next(a for a in get_args(hint) if a is not type(None))
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, name)
     origin = get_origin(hint)
@@ -188,8 +213,6 @@ def _convert(hint: Any, value: Any, name: str) -> Any:
             raise ConfigError(f"{name}: expected a list")
         (item,) = get_args(hint)
         return [_convert(item, v, f"{name}[{i}]") for i, v in enumerate(value)]
-    if origin is UnionType:
-        hint = next(a for a in get_args(hint) if a is not type(None))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):

@@ -35,6 +35,8 @@ class ClientSession(SessionProtocol):
         self.server = server
         self.account: Account | None = None
         self.peer = "?"
+        if server.metrics is not None:
+            self.pdus = server.metrics.client_pdus
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
@@ -124,7 +126,7 @@ class ClientSession(SessionProtocol):
             p,
             pdu.tlvs,
             [(p["dest_addr_ton"], p["dest_addr_npi"], p["destination_addr"])],
-            partial(self._submitted, pdu),
+            partial(self._submitted, pdu, self.clock.seconds()),
         )
 
     def _data_sm(self, pdu: Pdu) -> None:
@@ -134,12 +136,14 @@ class ClientSession(SessionProtocol):
             p,
             pdu.tlvs,
             [(p["dest_addr_ton"], p["dest_addr_npi"], p["destination_addr"])],
-            partial(self._submitted, pdu),
+            partial(self._submitted, pdu, self.clock.seconds()),
         )
 
-    def _submitted(self, pdu: Pdu, status: int, ids: list[int], refused) -> None:
+    def _submitted(self, pdu: Pdu, arrived: float, status: int, ids: list[int], refused) -> None:
         self.respond(pdu, status, {"message_id": str(ids[0])} if ids else None)
         self.server.dirty.add(self)
+        if self.server.submit_resp is not None:
+            self.server.submit_resp.observe(self.clock.seconds() - arrived)
 
     def _submit_multi(self, pdu: Pdu) -> None:
         dests = pdu.params["dest_address"]
@@ -151,10 +155,10 @@ class ClientSession(SessionProtocol):
             pdu.params,
             pdu.tlvs,
             [tuple(d) for d in dests if type(d) is not DistList],
-            partial(self._multi_submitted, pdu, lists),
+            partial(self._multi_submitted, pdu, lists, self.clock.seconds()),
         )
 
-    def _multi_submitted(self, pdu, lists, status, ids, refused) -> None:
+    def _multi_submitted(self, pdu, lists, arrived, status, ids, refused) -> None:
         unsuccess = lists + [Unsuccess(*dest, s) for dest, s in refused]
         self.respond(
             pdu,
@@ -162,6 +166,8 @@ class ClientSession(SessionProtocol):
             {"message_id": str(ids[0]) if ids else "", "unsuccess_sme": unsuccess},
         )
         self.server.dirty.add(self)
+        if self.server.submit_resp is not None:
+            self.server.submit_resp.observe(self.clock.seconds() - arrived)
 
     def _query_sm(self, pdu: Pdu) -> None:
         message_id = _parse_id(pdu.params["message_id"])
@@ -274,8 +280,10 @@ def _parse_id(text: str) -> int | None:
 class SmppServer(ServerFactory):
     noisy = False
 
-    def __init__(self, config: SmppConfig, store: Store, acceptor: Acceptor, clock):
+    def __init__(self, config: SmppConfig, store: Store, acceptor: Acceptor, clock, metrics=None):
         self.config = config
+        self.metrics = metrics
+        self.submit_resp = None if metrics is None else metrics.submit_resp
         self.store = store
         self.acceptor = acceptor
         self.clock = clock

@@ -49,8 +49,10 @@ class Inbound:
         after_receipts: Callable[[], None],
         handling: Callable[[], replies.Handling],
         after_reply: Callable[[], None],
+        metrics=None,
     ):
         self.store = store
+        self.metrics = metrics  # smsc.metrics.Metrics, or None
         self.clock = clock
         self._settle = settle
         self._before = before_receipts  # the dispatcher's flush: the parts go in first
@@ -69,6 +71,8 @@ class Inbound:
         if receipt is None:
             if receipts.is_receipt(pdu) or receipts.is_acknowledgement(pdu):
                 self.unmatched += receipts.is_receipt(pdu)
+                if self.metrics is not None and receipts.is_receipt(pdu):
+                    self.metrics.carrier(link.carrier.name).unmatched.inc()
                 _log.warn("unreadable receipt from {carrier}", carrier=link.carrier.name)
                 link.respond(pdu)  # taken: offering it again would not make it readable
             else:
@@ -94,8 +98,15 @@ class Inbound:
 
     def _recorded(self, matched: list[bool], batch: list[tuple]) -> None:
         links = set()
+        metrics = self.metrics
         for (link, pdu, receipt), ok in zip(batch, matched, strict=True):
             self.receipts += 1
+            if metrics is not None:
+                counts = metrics.carrier(link.carrier.name)
+                if ok:
+                    counts.receipt((receipt.state or State.ENROUTE).value)
+                else:
+                    counts.unmatched.inc()
             if not ok:
                 self.unmatched += 1
                 _log.warn(
@@ -115,6 +126,8 @@ class Inbound:
         if mo is None:
             _log.warn("unreadable subscriber message from {carrier}", carrier=link.carrier.name)
             self.replies["unreadable"] += 1
+            if self.metrics is not None:
+                self.metrics.mo.labels("unreadable").inc()
             link.respond(pdu, Status.RINVMSGLEN)
             link.flush()
             return
@@ -124,6 +137,10 @@ class Inbound:
 
     def _replied(self, outcome: str, link, pdu: Pdu) -> None:
         self.replies[outcome] += 1
+        if self.metrics is not None and outcome != replies.PART:
+            self.metrics.mo.labels(str(outcome)).inc()
+            if outcome == replies.Kind.STOP:  # the number went on the list
+                self.metrics.optouts.inc()
         if outcome == replies.UNROUTED:
             _log.warn(
                 "a subscriber message from {carrier} is for no account: nobody registered "

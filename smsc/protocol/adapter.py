@@ -16,6 +16,10 @@ ABORT_AFTER = 10.0  # seconds a closing connection may take to drain before it i
 
 class SessionProtocol(Protocol):
     role = Role.SMSC
+    # Counts the PDUs surfaced here, when set: `received(command, status)` and
+    # `sent(command, status)` (the metrics' PduCounts). What the session answers by itself
+    # (enquire_link_resp, generic_nack) is not seen here.
+    pdus = None
 
     def __init__(
         self,
@@ -75,6 +79,8 @@ class SessionProtocol(Protocol):
 
     def send(self, command, params=None, tlvs=None, context=None) -> int:
         seq = self.session.send(command, self.clock.seconds(), params, tlvs, context)
+        if self.pdus is not None:
+            self.pdus.sent(command, 0)
         self._arm()
         return seq
 
@@ -90,6 +96,8 @@ class SessionProtocol(Protocol):
     def respond(self, request, status=0, params=None, tlvs=None) -> None:
         """Answer a request; the bytes go out at the next `flush()`."""
         closed = self.session.respond(request, status, params, tlvs)
+        if self.pdus is not None:
+            self.pdus.sent(request.command.response or request.command, status)
         if closed is not None:
             self._closing = closed
 
@@ -107,12 +115,17 @@ class SessionProtocol(Protocol):
 
     def _handle(self, events: list) -> None:
         self._batching = True
+        pdus = self.pdus
         try:
             for event in events:
                 kind = type(event)
                 if kind is Request:
+                    if pdus is not None:
+                        pdus.received(event.pdu.command, 0)
                     self.on_request(event.pdu)
                 elif kind is Response:
+                    if pdus is not None:
+                        pdus.received(event.pdu.command, event.pdu.status)
                     self.on_response(event)
                 elif kind is Timeout:
                     self.on_timeout(event)

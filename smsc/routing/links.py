@@ -44,6 +44,7 @@ class Part:
     tlvs: dict = field(default_factory=dict)
     cost: int = 1  # parts on the air (a long text in message_payload costs one per part)
     order: int = 0  # its place in the carrier's queue (set by `enqueue`)
+    sent_at: float = 0.0  # when it last went to a link (the submit_sm round trip)
 
 
 class Carrier:
@@ -54,8 +55,11 @@ class Carrier:
     `carrier_down(carrier)` (its last link went: the queued parts must go elsewhere) and
     `room_changed()` (a link bound: it can take more)."""
 
-    def __init__(self, config: CarrierConfig, clock, events, on_deliver: Callable):
+    def __init__(self, config: CarrierConfig, clock, events, on_deliver: Callable, metrics=None):
         self.config = config
+        # smsc.metrics: this carrier's children (None: not counted), and its PDU counts.
+        self.metrics = None if metrics is None else metrics.carrier(config.name)
+        self.pdus = None if metrics is None else metrics.carrier_pdus
         self.name = config.name
         self.clock = clock
         self.events = events
@@ -78,6 +82,10 @@ class Carrier:
     @property
     def bound(self) -> bool:
         return any(link.session.bound for link in self.links)
+
+    def paused(self, now: float) -> bool:
+        """Whether it said slow down and its pause is not over."""
+        return now < self._paused_until
 
     def room(self) -> int:
         """How many more parts it is worth giving it now: a second of its throughput, less
@@ -116,6 +124,7 @@ class Carrier:
             if link is None:
                 break
             part = self.queue.popleft()
+            part.sent_at = now
             link.send(Command.submit_sm, part.params, part.tlvs, context=part)
             self._recent.append((now, part.cost))
             self._recent_cost += part.cost
@@ -127,6 +136,11 @@ class Carrier:
 
     def link_bound(self, link: "CarrierLink") -> None:
         self.links.append(link)
+        factory = getattr(link, "factory", None)
+        if factory is not None:
+            factory.binds += 1
+            if factory.binds > 1 and self.metrics is not None:
+                self.metrics.reconnects.inc()
         _log.info("carrier {name} bound ({n}/{binds})", name=self.name, n=len(self.links),
                   binds=self.config.binds)  # fmt: skip
         self.events.room_changed()
@@ -145,7 +159,12 @@ class Carrier:
 
     def response(self, link: "CarrierLink", event: Response) -> None:
         part, status = event.context, event.pdu.status
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.submit_seconds.observe(self.clock.seconds() - part.sent_at)
         if status == Status.ROK:
+            if metrics is not None:
+                metrics.sent.inc()
             self._backoff = 0.0
             self.events.part_sent(part, event.pdu.params.get("message_id", ""))
         elif status in _SLOW_DOWN:
@@ -221,6 +240,7 @@ class CarrierLink(SessionProtocol):
     def __init__(self, carrier: Carrier, timers: Timers):
         super().__init__(carrier.clock, out_window=carrier.config.window, timers=timers)
         self.carrier = carrier
+        self.pdus = carrier.pdus
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -259,6 +279,9 @@ class CarrierLink(SessionProtocol):
                 self.respond(pdu, Status.RINVCMDID)
 
     def on_closed(self, event: Closed) -> None:
+        factory = getattr(self, "factory", None)
+        if factory is not None and factory.link is self:
+            factory.link = None
         self.carrier.link_closed(self, event)
 
 
@@ -274,12 +297,15 @@ class LinkFactory(ReconnectingClientFactory):
     def __init__(self, carrier: Carrier, index: int):
         self.carrier = carrier
         self.index = index
+        self.link: CarrierLink | None = None  # the connection of the moment, bound or not
+        self.binds = 0  # how many times it bound: more than once is a reconnect
         self.clock = carrier.clock
         self.timers = Timers(session_init=0, enquire_link=30.0, inactivity=0, response=30.0)
 
     def buildProtocol(self, addr) -> CarrierLink:
         link = CarrierLink(self.carrier, self.timers)
         link.factory = self
+        self.link = link
         return link
 
     def connect(self, reactor) -> None:

@@ -1,0 +1,361 @@
+"""Prometheus metrics on a registry of the switch's own, and the HTTP endpoints that serve them:
+`/metrics`, `/healthz` and `/status` (the JSON `smsc carrier list` reads).
+
+Labels are names only (commands, statuses, system_ids, carriers, states): never a number, a
+text or an id. The hot paths count through labelled children looked up once and cached here.
+"""
+
+import json
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from .protocol.constants import Status
+from .protocol.session import State
+from .store import depth
+
+_log = Logger()
+# Seconds between two refreshes of the queue and outbox depths. What a scrape shows of them is
+# the last refresh: at most this old, plus the time the counts took on the read pool.
+DEPTH_EVERY = 15.0
+_MODES = {State.BOUND_TX: "transmitter", State.BOUND_RX: "receiver", State.BOUND_TRX: "transceiver"}
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_RECEIPT = (1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+
+def status_name(status: int) -> str:
+    """A status as a label: its ESME_ name, "unknown" for one we have no name for."""
+    try:
+        return "ESME_" + Status(status).name
+    except ValueError:
+        return "unknown"
+
+
+class PduCounts:
+    """The PDUs of one side ("client" or "carrier"), counted by command and status."""
+
+    def __init__(self, metrics: "Metrics", side: str):
+        self._received = metrics.pdus_received
+        self._sent = metrics.pdus_sent
+        self._side = side
+        self._in: dict = {}
+        self._out: dict = {}
+
+    def received(self, command, status: int) -> None:
+        child = self._in.get((command, status))
+        if child is None:
+            child = self._in[command, status] = self._received.labels(
+                self._side, command.name, status_name(status)
+            )
+        child.inc()
+
+    def sent(self, command, status: int) -> None:
+        child = self._out.get((command, status))
+        if child is None:
+            child = self._out[command, status] = self._sent.labels(
+                self._side, command.name, status_name(status)
+            )
+        child.inc()
+
+
+class Metrics:
+    """Every metric of one switch, on its own registry."""
+
+    def __init__(self):
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        by_pdu = ["side", "command", "status"]
+        self.pdus_received = Counter("smsc_pdus_received", "PDUs received", by_pdu, registry=r)
+        self.pdus_sent = Counter("smsc_pdus_sent", "PDUs sent", by_pdu, registry=r)
+        self.submits = Counter(
+            "smsc_submits",
+            "Submitted messages (one per destination) by account and result: accepted, or the "
+            "refusal's status",
+            ["account", "result"],
+            registry=r,
+        )
+        self.messages_sent = Counter(
+            "smsc_messages_sent", "Parts a carrier took", ["carrier"], registry=r
+        )
+        self.receipts = Counter(
+            "smsc_receipts", "Carrier receipts matched, by state", ["carrier", "state"], registry=r
+        )
+        self.receipts_unmatched = Counter(
+            "smsc_receipts_unmatched",
+            "Carrier receipts for no part we sent (or unreadable)",
+            ["carrier"],
+            registry=r,
+        )
+        self.mo = Counter("smsc_mo", "Subscriber messages by kind", ["kind"], registry=r)
+        self.optouts = Counter("smsc_optouts", "STOPs that put a number on a list", registry=r)
+        self.reconnects = Counter(
+            "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
+        )
+        self.submit_resp = Histogram(
+            "smsc_submit_resp_seconds",
+            "From a submit's arrival to its response",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.carrier_submit = Histogram(
+            "smsc_carrier_submit_seconds",
+            "Carrier submit_sm round trip",
+            ["carrier"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.submit_to_receipt = Histogram(
+            "smsc_submit_to_receipt_seconds",
+            "From a message's submission to the receipt settling it",
+            ["carrier"],
+            buckets=_RECEIPT,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "smsc_queue_depth",
+            f"Messages in the queue by state (refreshed every {DEPTH_EVERY:g} s)",
+            ["state"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "smsc_outbox_depth",
+            f"deliver_sm waiting for clients (refreshed every {DEPTH_EVERY:g} s)",
+            registry=r,
+        )
+        for state in depth.QUEUE_STATES:
+            self.queue_depth.labels(state)
+        self.client_pdus = PduCounts(self, "client")
+        self.carrier_pdus = PduCounts(self, "carrier")
+        self._submits: dict = {}
+        self._carriers: dict = {}
+        self._live = _Live()
+        r.register(self._live)
+        self._depth_loop = None
+
+    # -- the hot paths ---------------------------------------------------------------------
+
+    def submitted(self, account: str, result: int, n: int = 1) -> None:
+        """`n` destinations of `account` accepted (result 0) or refused with `result`."""
+        child = self._submits.get((account, result))
+        if child is None:
+            name = "accepted" if result == 0 else status_name(result)
+            child = self._submits[account, result] = self.submits.labels(account, name)
+        child.inc(n)
+
+    def carrier(self, name: str) -> "CarrierMetrics":
+        found = self._carriers.get(name)
+        if found is None:
+            found = self._carriers[name] = CarrierMetrics(self, name)
+        return found
+
+    # -- live objects and background counts -----------------------------------------------
+
+    def watch(self, server, carriers) -> None:
+        """Read the bound sessions and the carriers' links at each scrape."""
+        self._live.server, self._live.carriers = server, carriers
+        for carrier in carriers:
+            self.carrier(carrier.name)
+
+    def refresh_depths(self, store, clock, every: float = DEPTH_EVERY):
+        """Count the queue and the outbox on the read pool now and every `every` seconds."""
+
+        def refresh():
+            d = store.read(depth.depths, clock.seconds())
+            d.addCallback(self.set_depths)
+            d.addErrback(lambda f: _log.failure("counting the queue failed", f))
+            return d
+
+        self._depth_loop = LoopingCall(refresh)
+        self._depth_loop.clock = clock
+        self._depth_loop.start(every, now=True)
+        return self._depth_loop
+
+    def stop(self) -> None:
+        if self._depth_loop is not None and self._depth_loop.running:
+            self._depth_loop.stop()
+
+    def set_depths(self, found: dict[str, int]) -> None:
+        for state in depth.QUEUE_STATES:
+            self.queue_depth.labels(state).set(found[state])
+        self.outbox_depth.set(found["outbox"])
+
+    def scrape(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class CarrierMetrics:
+    """One carrier's children, looked up once."""
+
+    def __init__(self, metrics: Metrics, name: str):
+        self.sent = metrics.messages_sent.labels(name)
+        self.submit_seconds = metrics.carrier_submit.labels(name)
+        self.reconnects = metrics.reconnects.labels(name)
+        self.unmatched = metrics.receipts_unmatched.labels(name)
+        self.to_receipt = metrics.submit_to_receipt.labels(name)
+        self._receipts = metrics.receipts
+        self._name = name
+        self._states: dict = {}
+
+    def receipt(self, state: str) -> None:
+        child = self._states.get(state)
+        if child is None:
+            child = self._states[state] = self._receipts.labels(self._name, state)
+        child.inc()
+
+
+class _Live:
+    """Gauges read from the live objects at scrape time: binds, links bound, window in use."""
+
+    def __init__(self):
+        self.server = None
+        self.carriers = []
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        binds = GaugeMetricFamily("smsc_binds", "Bound client sessions", labels=["account", "mode"])
+        for (system_id, mode), n in sorted(client_binds(self.server).items()):
+            binds.add_metric([system_id, mode], n)
+        bound = GaugeMetricFamily(
+            "smsc_carrier_links_bound", "Carrier links bound", labels=["carrier"]
+        )
+        window = GaugeMetricFamily(
+            "smsc_carrier_window_in_use", "Carrier submit_sm awaiting an answer", labels=["carrier"]
+        )
+        for carrier in self.carriers:
+            bound.add_metric([carrier.name], len(carrier.links))
+            window.add_metric([carrier.name], sum(_in_use(link) for link in carrier.links))
+        return [binds, bound, window]
+
+
+def _in_use(link) -> int:
+    return max(0, link.session.out_window - link.session.out_free) if link.session.bound else 0
+
+
+def client_binds(server) -> dict[tuple[str, str], int]:
+    """(system_id, mode) → bound sessions."""
+    found: dict[tuple[str, str], int] = {}
+    if server is None:
+        return found
+    for sessions in server.sessions.values():
+        for s in sessions:
+            mode = _MODES.get(s.session.state)
+            if mode is not None and s.account is not None:
+                key = (s.account.system_id, mode)
+                found[key] = found.get(key, 0) + 1
+    return found
+
+
+# -- /status and /healthz ----------------------------------------------------------------------
+
+
+def link_state(factory, clock) -> str:
+    link = factory.link
+    if link is not None and link.session.bound:
+        return "throttled" if factory.carrier.paused(clock.seconds()) else "bound"
+    if not factory.continueTrying:
+        return "down"
+    return "reconnecting" if factory.binds else "connecting"
+
+
+def status(server, carriers, clock) -> dict:
+    """The JSON of /status (a contract: `smsc carrier list` reads it)."""
+    out = []
+    now = clock.seconds()
+    for carrier in carriers:
+        links = []
+        for factory in carrier.factories:
+            link = factory.link
+            in_use = _in_use(link) if link is not None else 0
+            links.append({"state": link_state(factory, clock), "window_in_use": in_use})
+        out.append(
+            {
+                "name": carrier.name,
+                "links": links,
+                "bound": len(carrier.links),
+                "binds": carrier.config.binds,
+                "throttled": carrier.paused(now),
+            }
+        )
+    binds: dict[str, dict[str, int]] = {}
+    for (system_id, mode), n in client_binds(server).items():
+        modes = binds.setdefault(system_id, dict.fromkeys(_MODES.values(), 0))
+        modes[mode] = n
+    return {"carriers": out, "binds": binds}
+
+
+class _Metrics(Resource):
+    isLeaf = True
+
+    def __init__(self, metrics: Metrics):
+        super().__init__()
+        self.metrics = metrics
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        return self.metrics.scrape()
+
+
+class _Status(Resource):
+    isLeaf = True
+
+    def __init__(self, switch, clock):
+        super().__init__()
+        self.switch, self.clock = switch, clock
+
+    def render_GET(self, request):
+        request.setHeader(b"Content-Type", b"application/json")
+        body = status(self.switch.server, self.switch.carriers, self.clock)
+        return json.dumps(body).encode()
+
+
+class _Health(Resource):
+    """200 "ok" when the store answers and a carrier link is bound; 503 and why otherwise."""
+
+    isLeaf = True
+
+    def __init__(self, switch):
+        super().__init__()
+        self.switch = switch
+
+    def render_GET(self, request):
+        d = self.switch.store.read(depth.ping)
+        d.addCallbacks(self._answered, self._store_failed, (request,), None, (request,))
+        d.addErrback(lambda f: _log.failure("/healthz failed", f))
+        return NOT_DONE_YET
+
+    def _answered(self, _, request) -> None:
+        carriers = self.switch.carriers
+        if not carriers:
+            return _finish(request, 503, "no carrier configured")
+        if not any(c.links for c in carriers):
+            return _finish(request, 503, "no carrier link bound")
+        _finish(request, 200, "ok")
+
+    def _store_failed(self, failure, request) -> None:
+        _finish(request, 503, f"store: {failure.getErrorMessage()}")
+
+
+def _finish(request, code: int, text: str) -> None:
+    if request._disconnected:
+        return
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.write(text.encode() + b"\n")
+    request.finish()
+
+
+def site(metrics: Metrics, switch, clock) -> Site:
+    root = Resource()
+    root.putChild(b"metrics", _Metrics(metrics))
+    root.putChild(b"healthz", _Health(switch))
+    root.putChild(b"status", _Status(switch, clock))
+    factory = Site(root)
+    factory.noisy = False
+    factory.log = lambda request: None  # no access log line per scrape
+    return factory
