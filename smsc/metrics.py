@@ -24,6 +24,7 @@ _log = Logger()
 # the last refresh: at most this old, plus the time the counts took on the read pool.
 DEPTH_EVERY = 15.0
 _MODES = {State.BOUND_TX: "transmitter", State.BOUND_RX: "receiver", State.BOUND_TRX: "transceiver"}
+MO_KINDS = ("stop", "contact", "other", "unrouted", "unreadable")
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RECEIPT = (1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -128,6 +129,8 @@ class Metrics:
         )
         for state in depth.QUEUE_STATES:
             self.queue_depth.labels(state)
+        for kind in MO_KINDS:
+            self.mo.labels(kind)
         self.client_pdus = PduCounts(self, "client")
         self.carrier_pdus = PduCounts(self, "carrier")
         self._submits: dict = {}
