@@ -73,20 +73,26 @@ def main(ctx: click.Context, path: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or as one JSON object each (default: [logging] format, text).",
+)
 @pass_context
-def serve(ctx: Context) -> None:
+def serve(ctx: Context, log_format: str | None) -> None:
     """Run the switch: everything the config names, on one reactor.
 
     \b
     Example:
-      smsc --config conf/demo.toml serve
+      smsc --config conf/demo.toml serve --log-format json
     """
     from twisted.internet.error import CannotListenError
 
     from .app import serve as run
 
     try:
-        run(ctx.config)
+        run(ctx.config, log_format)
     except (db.SchemaBehind, AccountError) as e:
         raise click.ClickException(str(e)) from None
     except CannotListenError as e:
@@ -289,7 +295,7 @@ def account_list(ctx: Context, as_json: bool) -> None:
 
 @account_group.command("show")
 @click.argument("system_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @pass_context
 def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
     """Show one account.
@@ -698,7 +704,9 @@ def blacklist_stats(ctx: Context, as_json: bool) -> None:
 
 MNP_COMMIT_ROWS = 10_000  # `mnp import` commits every this many rows
 MNP_REPORTED = 20  # skipped lines named one by one; beyond, only counted
-CARRIER_COLUMNS = ["name", "address", "binds", "window", "tps", "priority", "prefixes", "simulate"]
+CARRIER_COLUMNS = [
+    "name", "address", "binds", "bound", "state", "window_in_use", "tps", "priority", "prefixes",
+]  # fmt: skip
 
 
 @contextmanager
@@ -949,7 +957,7 @@ def mnp_import(ctx: Context, file: str) -> None:
 
 @mnp_group.command("show")
 @click.argument("number")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @pass_context
 def mnp_show(ctx: Context, number: str, as_json: bool) -> None:
     """Show a number's ported carrier, if any, and its route.
@@ -994,32 +1002,86 @@ def carrier_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 @pass_context
 def carrier_list(ctx: Context, as_json: bool) -> None:
-    """List the configured carriers, as the config declares them.
-
-    The live state of their links (bound or not, messages in flight, throttled) is not shown
-    here: it comes with the metrics issue.
+    """List the configured carriers with the live state of their links in the running
+    server (asked at GET /status on its [metrics] host and port): binds bound of those
+    configured, state (bound 2/2, connecting, reconnecting, throttled, down) and messages in
+    flight (window in use). Without an answer the state is unknown: said once on stderr,
+    exit 0.
 
     \b
     Example:
+      smsc carrier list
       smsc carrier list --json
     """
+    config = ctx.config
+    status, why = _server_status(config)
+    if why:
+        click.echo(f"warning: live state unknown: {why}", err=True)
+    live = {c.get("name"): c for c in (status or {}).get("carriers", []) if isinstance(c, dict)}
     rows = [
         {
             "name": c.name,
             "address": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
             "binds": c.binds,
+            **_live_state(c, live.get(c.name), status is not None),
             "window": c.window,
             "tps": c.tps,
             "priority": c.priority,
             "prefixes": list(c.prefixes),
             "simulate": c.simulate,
         }
-        for c in ctx.config.carriers
+        for c in config.carriers
     ]
     if not as_json:
         for row in rows:
             row["prefixes"] = " ".join(row["prefixes"]) or "-"
+            in_use, capacity = row["window_in_use"], row["window"] * row["binds"]
+            row["window_in_use"] = f"{'-' if in_use is None else in_use}/{capacity}"
+            row["bound"] = "-" if row["bound"] is None else row["bound"]
     _output(rows, as_json, CARRIER_COLUMNS)
+
+
+STATUS_TIMEOUT = 2.0  # seconds `carrier list` waits for the running server's /status
+
+
+def _server_status(config) -> tuple[dict | None, str]:
+    """The running server's GET /status, or None and why not."""
+    import urllib.error
+    import urllib.request
+
+    metrics = getattr(config, "metrics", None)
+    host, port = getattr(metrics, "host", None), getattr(metrics, "port", None)
+    if not host or not port:
+        return None, "no [metrics] section in the config (the server's /status is there)"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with urllib.request.urlopen(f"http://{where}/status", timeout=STATUS_TIMEOUT) as answer:
+            status = json.loads(answer.read())
+    except (OSError, ValueError) as e:  # refused, timed out, an HTTP error, not JSON
+        reason = getattr(e, "reason", None) or e
+        return None, f"server not reachable at {where} ({reason})"
+    if not isinstance(status, dict):
+        return None, f"server at {where}: /status is not a JSON object"
+    return status, ""
+
+
+def _live_state(carrier: configuration.CarrierConfig, live: dict | None, answered: bool) -> dict:
+    """A carrier's columns from the server's /status: bound, state, window_in_use."""
+    if live is None:
+        state = "not running" if answered else "unknown"
+        return {"bound": None, "state": state, "window_in_use": None}
+    links = [link for link in live.get("links", []) if isinstance(link, dict)]
+    states = [link.get("state") for link in links]
+    bound = live.get("bound", states.count("bound"))
+    binds = live.get("binds", carrier.binds)
+    if live.get("throttled") or "throttled" in states:
+        state = "throttled"
+    elif bound:
+        state = f"bound {bound}/{binds}"
+    else:  # the most hopeful of the links' states
+        state = next((s for s in ("reconnecting", "connecting") if s in states), "down")
+    in_use = sum(int(link.get("window_in_use") or 0) for link in links)
+    return {"bound": bound, "state": state, "window_in_use": in_use}
 
 
 class _NoProgress:
@@ -1033,11 +1095,13 @@ class _NoProgress:
         pass
 
 
+def _terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 def _progress(length: int, label: str):
     """A progress bar on stderr when it is a terminal (none in scripts and pipes)."""
-    import sys
-
-    if not sys.stderr.isatty():
+    if not _terminal():
         return _NoProgress()
     return click.progressbar(length=length, label=label, file=sys.stderr)
 
@@ -1057,41 +1121,158 @@ def message_group() -> None:
 
 @message_group.command("show")
 @click.argument("message_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: times as epoch and ISO.")
+@click.option("--text", "with_text", is_flag=True, help="Also show the message's text.")
 @pass_context
-def message_show(ctx: Context, message_id: str, as_json: bool) -> None:
-    """Show a message by the id its client got.
+def message_show(ctx: Context, message_id: str, as_json: bool, with_text: bool) -> None:
+    """Show the life of a message, by the id its client got: accepted, scheduled for, valid
+    until, its state and error, the carrier it went to and each part there (the carrier's
+    id, state, when sent), the receipt, and the receipts forwarded to the client.
+
+    Times are in UTC and in the account's time zone. The text is shown only with --text.
 
     \b
     Example:
       smsc message show 42
+      smsc message show 42 --json --text
     """
+    from .store import outbox
+
     with ctx.engine().connect() as conn:
         message = messages.get(conn, _message_id(message_id))
         if message is None:
             raise click.ClickException(f"no message {message_id}")
         owner = accounts.by_id(conn, message.account_id)
-    _output_one(
+        parts = messages.parts_of(conn, message.id)
+        forwarded = outbox.of_message(conn, message.account_id, message.id)
+    zone = _zone(owner.timezone)
+    final = message.state in messages.FINAL
+    row = {
+        "id": str(message.id),
+        "account": owner.system_id,
+        "origin": "switch" if message.origin == messages.ORIGIN_SWITCH else "client",
+        "source": message.source,
+        "destination": message.destination,
+        "service_type": message.service_type,
+        "data_coding": message.data_coding,
+        "length": len(message.body),
+        "registered_delivery": message.registered_delivery,
+        "timezone": zone.key,
+        "submitted_at": message.submitted_at,
+        "due_at": message.due_at if message.due_at > message.submitted_at else None,
+        "expires_at": message.expires_at,
+        "state": message.state,
+        "error": None if message.error is None else f"0x{message.error:08x}",
+        "carrier": message.carrier,
+        "attempts": message.attempts,
+        "updated_at": message.updated_at,
+        "final_at": message.updated_at if final else None,
+        "parts": [{k: p[k] for k in PART_KEYS} for p in parts],
+        "client_receipts": forwarded,
+    }
+    if message.multi_id is not None:
+        row["multi_id"] = str(message.multi_id)
+    if with_text:
+        row["text"] = _message_text(message)
+    if as_json:
+        click.echo(json.dumps(_times_as_data(row, zone), indent=2))
+        return
+    _show_message(row, zone)
+
+
+PART_KEYS = ("seq", "carrier", "carrier_id", "state", "sent_at", "updated_at")
+_TIME_KEYS = {"submitted_at", "due_at", "expires_at", "updated_at", "final_at", "sent_at",
+              "created_at"}  # fmt: skip
+
+
+def _zone(name: str):
+    """The account's time zone; Europe/Paris when it has none the system knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name or "Europe/Paris")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Europe/Paris")
+
+
+def _times_as_data(value, zone):
+    """A message show row with its times as {epoch, utc, local}, lists and dicts walked."""
+    if isinstance(value, list):
+        return [_times_as_data(v, zone) for v in value]
+    out = {}
+    for key, v in value.items():
+        if isinstance(v, list):
+            v = _times_as_data(v, zone)
+        elif key in _TIME_KEYS and v is not None:
+            local = datetime.fromtimestamp(v, zone).isoformat(timespec="seconds")
+            v = {"epoch": v, "utc": _iso(v), "local": local}
+        out[key] = v
+    return out
+
+
+def _when(epoch: float | None, zone) -> str:
+    """2026-11-29 10:00:00 UTC (11:00:00 Europe/Paris); the local date too when it differs."""
+    if epoch is None:
+        return "-"
+    utc = datetime.fromtimestamp(epoch, UTC)
+    local = utc.astimezone(zone)
+    shown = "%H:%M:%S" if local.date() == utc.date() else "%Y-%m-%d %H:%M:%S"
+    return f"{utc:%Y-%m-%d %H:%M:%S} UTC ({local.strftime(shown)} {zone.key})"
+
+
+def _message_text(message: messages.Message) -> str:
+    """The text as its client sent it (without a UDH); binary data in hex."""
+    from .protocol.constants import ESM_UDHI
+    from .protocol.text import decode
+
+    body = message.body
+    if message.esm_class & ESM_UDHI and body:
+        body = body[1 + body[0] :]
+    text = decode(message.data_coding, body)
+    return body.hex() if text is None else text
+
+
+def _show_message(row: dict, zone) -> None:
+    parts, forwarded = row["parts"], row["client_receipts"]
+    if row["final_at"] is not None:
+        receipt = f"{row['state']} at {_when(row['final_at'], zone)}"
+    else:
+        receipt = f"- (none yet; {row['state']} since {_when(row['updated_at'], zone)})"
+    head = ("id", "multi_id", "account", "origin", "source", "destination", "service_type")
+    shown = {k: row[k] for k in head if k in row}
+    shown.update(
         {
-            "id": str(message.id),
-            "account": owner.system_id,
-            "state": message.state,
-            "source": message.source,
-            "destination": message.destination,
-            "service_type": message.service_type,
-            "data_coding": message.data_coding,
-            "length": len(message.body),
-            "registered_delivery": message.registered_delivery,
-            "submitted_at": _iso(message.submitted_at),
-            "due_at": _iso(message.due_at),
-            "expires_at": _iso(message.expires_at),
-            "updated_at": _iso(message.updated_at),
-            "carrier": message.carrier or "",
-            "attempts": message.attempts,
-            "error": "" if message.error is None else f"0x{message.error:08x}",
-        },
-        as_json,
+            "data_coding": row["data_coding"],
+            "length": row["length"],
+            "registered_delivery": row["registered_delivery"],
+            "accepted": _when(row["submitted_at"], zone),
+            "scheduled_for": _when(row["due_at"], zone) if row["due_at"] else "- (at once)",
+            "valid_until": _when(row["expires_at"], zone),
+            "state": row["state"],
+            "error": row["error"] or "-",
+            "carrier": row["carrier"] or "- (not sent)",
+            "attempts": row["attempts"],
+            "receipt": receipt,
+        }
     )
+    if "text" in row:
+        shown["text"] = row["text"]
+    _output_one(shown, False)
+    click.echo("\nparts at the carrier:")
+    if parts:
+        rows = [
+            {**p, "sent_at": _when(p["sent_at"], zone), "updated_at": _when(p["updated_at"], zone)}
+            for p in parts
+        ]
+        _output(rows, False, list(PART_KEYS))
+    else:
+        click.echo("- (none: not sent)")
+    click.echo("\nreceipts forwarded to the client:")
+    if forwarded:
+        rows = [{**r, "created_at": _when(r["created_at"], zone)} for r in forwarded]
+        _output(rows, False, ["id", "created_at", "state", "attempts"])
+    else:
+        click.echo("- (none)")
 
 
 @message_group.command("cancel")
@@ -1126,7 +1307,7 @@ def queue_group() -> None:
 
 
 @queue_group.command("stats")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 @pass_context
 def queue_stats(ctx: Context, as_json: bool) -> None:
     """Count messages by state.
@@ -1162,7 +1343,7 @@ def queue_cancel(ctx: Context, system_id: str, service_type: str) -> None:
         ids = messages.waiting_ids(conn, account.id, service_type)
     cancelled = 0
     chunks = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
-    with click.progressbar(length=len(ids), label="cancelling", file=sys.stderr) as bar:
+    with _progress(len(ids), f"cancelling {len(ids)} messages") as bar:
         for chunk in chunks:
             with db.writing(engine) as conn:
                 cancelled += messages.cancel_ids(conn, chunk, time.time())

@@ -320,18 +320,24 @@ def test_queue_cancel_an_accounts_waiting_messages(ready, db_url):
     assert (counts["DELETED"], counts["ACCEPTED"]) == (4, 2)
 
 
-def test_queue_cancel_in_chunks(ready, db_url):
+def test_queue_cancel_in_chunks(ready, db_url, monkeypatch):
     """More than one chunk of 5,000, and a service_type that matches none."""
+    monkeypatch.setattr(cli, "_terminal", lambda: True)  # stderr a terminal: a progress bar
     insert(db_url, [{"due_at": NOW + i} for i in range(12_345)] + [{"account": "bob"}])
-    out = ok(ready("queue", "cancel", "--account", "acme", "--service-type", "NONE"))
-    assert out == "cancelled 0 messages of acme\n"
+    result = ready("queue", "cancel", "--account", "acme", "--service-type", "NONE")
+    assert result.stdout == "cancelled 0 messages of acme\n"
     result = ready("queue", "cancel", "--account", "acme")
-    assert ok(result) == "cancelled 12345 messages of acme\n"
+    assert result.exit_code == 0 and result.stdout == "cancelled 12345 messages of acme\n"
     assert "cancelling" in result.stderr  # the progress bar goes to stderr
     counts = {}
     for s in states(db_url).values():
         counts[s] = counts.get(s, 0) + 1
     assert counts == {"DELETED": 12_345, "ACCEPTED": 1}
+
+
+def test_queue_cancel_in_a_script_has_no_progress_bar(ready, db_url):
+    insert(db_url, [{"due_at": NOW + i} for i in range(3)])
+    assert ok(ready("queue", "cancel", "--account", "acme")) == "cancelled 3 messages of acme\n"
 
 
 def test_queue_cancel_of_an_unknown_account(ready):

@@ -9,7 +9,7 @@ from itertools import chain
 from sqlalchemy import Connection, Integer, func, or_, select, update
 
 from ..protocol.constants import MessageState, Status
-from .schema import messages
+from .schema import message_parts, messages
 
 
 class State(StrEnum):
@@ -293,3 +293,13 @@ def replace(
 def count_by_state(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state))
     return dict(rows.all())
+
+
+def parts_of(conn: Connection, message_id: int) -> list[dict]:
+    """The parts of a message as sent to its carrier, in order (`smsc message show`)."""
+    rows = conn.execute(
+        select(message_parts)
+        .where(message_parts.c.message_id == message_id)
+        .order_by(message_parts.c.seq)
+    )
+    return [dict(row._mapping) for row in rows]

@@ -96,3 +96,15 @@ def retry(conn: Connection, ids: list[int], due_at: float) -> None:
         .where(outbox.c.id.in_(ids), outbox.c.state == SENDING)
         .values(state=PENDING, due_at=due_at)
     )
+
+
+def of_message(conn: Connection, account_id: int, message_id: int) -> list[dict]:
+    """The deliver_sm queued for a client about one of its messages (its receipts), oldest
+    first, without their bodies (`smsc message show`)."""
+    columns = [outbox.c[c] for c in ("id", "created_at", "state", "attempts", "expires_at")]
+    rows = conn.execute(
+        select(*columns)
+        .where(outbox.c.account_id == account_id, outbox.c.message_id == message_id)
+        .order_by(outbox.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
