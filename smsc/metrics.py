@@ -50,18 +50,17 @@ class PduCounts:
     def received(self, command, status: int) -> None:
         child = self._in.get((command, status))
         if child is None:
-            child = self._in[command, status] = self._received.labels(
-                self._side, command.name, status_name(status)
-            )
+            child = self._in[command, status] = self._child(self._received, command, status)
         child.inc()
 
     def sent(self, command, status: int) -> None:
         child = self._out.get((command, status))
         if child is None:
-            child = self._out[command, status] = self._sent.labels(
-                self._side, command.name, status_name(status)
-            )
+            child = self._out[command, status] = self._child(self._sent, command, status)
         child.inc()
+
+    def _child(self, counter: Counter, command, status: int):
+        return counter.labels(self._side, command.name, status_name(status))
 
 
 class Metrics:
