@@ -91,20 +91,30 @@ class Inbound:
             (link.carrier.name, _candidates(r), _about(pdu), r.state or State.ENROUTE, r.error)
             for link, pdu, r in batch
         ]
-        d = self.store.write(queue.record_receipts, work, self._settle())
+        # With metrics: the submitted_at of the messages the receipts settle.
+        extra = {} if self.metrics is None else {"settled": []}
+        d = self.store.write(queue.record_receipts, work, self._settle(), **extra)
         # Either, never both: an error in _recorded must not answer the PDUs a second time.
-        d.addCallbacks(self._recorded, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d.addCallbacks(
+            self._recorded,
+            self._failed,
+            callbackArgs=(batch, extra.get("settled")),
+            errbackArgs=(batch,),
+        )
         d.addErrback(lambda f: _log.failure("answering receipts failed", f))
 
-    def _recorded(self, matched: list[bool], batch: list[tuple]) -> None:
+    def _recorded(self, matched: list[bool], batch: list[tuple], settled=None) -> None:
         links = set()
         metrics = self.metrics
-        for (link, pdu, receipt), ok in zip(batch, matched, strict=True):
+        now = self.clock.seconds()
+        for i, ((link, pdu, receipt), ok) in enumerate(zip(batch, matched, strict=True)):
             self.receipts += 1
             if metrics is not None:
                 counts = metrics.carrier(link.carrier.name)
                 if ok:
                     counts.receipt((receipt.state or State.ENROUTE).value)
+                    if settled and settled[i] is not None:
+                        counts.to_receipt.observe(max(0.0, now - settled[i]))
                 else:
                     counts.unmatched.inc()
             if not ok:

@@ -302,17 +302,24 @@ def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> N
 
 
 def record_receipts(
-    conn: Connection, receipts: list[tuple[str, tuple[str, ...], str, State, int]], how: Settle
+    conn: Connection,
+    receipts: list[tuple[str, tuple[str, ...], str, State, int]],
+    how: Settle,
+    settled: list | None = None,
 ) -> list[bool]:
     """Apply carriers' receipts: (carrier, id candidates, the number it is about, state,
     error). Returns, for each, whether it matched a part we sent. A handful of statements for
-    the whole batch, whatever its size."""
+    the whole batch, whatever its size. `settled`, when given, gets for each receipt the
+    submitted_at of the message a final receipt matched, else None (for the metrics)."""
     sent = _sent_parts(conn, receipts)
     now_state: dict[tuple[int, int], int] = {}  # parts' states as this batch leaves them
     final, progress, errors, done, matched = [], [], [], [], []
     for carrier, candidates, number, state, error in receipts:
         part = _find_part(sent, carrier, candidates, number, now_state)
         matched.append(part is not None)
+        if settled is not None:
+            final_part = part is not None and state in FINAL
+            settled.append(part.submitted_at if final_part else None)
         if part is None:
             continue
         key = (part.message_id, part.seq)
@@ -476,6 +483,7 @@ _PARTS = (
         message_parts.c.state,
         message_parts.c.sent_at,
         messages.c.destination,
+        messages.c.submitted_at,
     )
     .join(messages, messages.c.id == message_parts.c.message_id)
     .where(message_parts.c.carrier == bindparam("carrier"), _ids(message_parts.c.carrier_id))

@@ -141,6 +141,9 @@ def test_counts_match_the_traffic(switch, raw_client):
     assert value(s, "smsc_receipts_unmatched_total", carrier="alpha") == 0
     assert value(s, "smsc_carrier_submit_seconds_count", carrier="alpha") == N_ALPHA + N_DATA
     assert value(s, "smsc_submit_resp_seconds_count") == accepted + N_REFUSED
+    to_receipt = "smsc_submit_to_receipt_seconds_count"
+    assert value(s, to_receipt, carrier="alpha") == N_ALPHA + N_DATA
+    assert value(s, to_receipt, carrier="beta") == N_BETA
     assert value(s, "smsc_binds", account=ACCOUNT, mode="transmitter") == 1
     assert value(s, "smsc_carrier_links_bound", carrier="alpha") == 1
     assert value(s, "smsc_carrier_links_bound", carrier="beta") == 1
