@@ -161,3 +161,27 @@ def test_optout_errors(tmp_path, text, message):
         load_text(tmp_path, text)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+# -- [logging] ------------------------------------------------------------------------------
+
+
+def test_logging_defaults_and_values(tmp_path):
+    assert load_text(tmp_path, "").logging == config.LoggingConfig("text", "info", False)
+    loaded = load_text(tmp_path, '[logging]\nformat = "json"\nlevel = "debug"\nreveal = true\n')
+    assert loaded.logging == config.LoggingConfig("json", "debug", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[logging]\nformat = 'xml'\n", "logging.format: must be one of text, json"),
+        ("[logging]\nlevel = 'loud'\n", "logging.level: must be one of"),
+        ("[logging]\nreveal = 'yes'\n", "logging.reveal: expected bool, got str"),
+        ("[logging]\ncolour = true\n", "logging.colour: unknown key"),
+    ],
+)
+def test_logging_errors(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_text(tmp_path, text)
+    assert str(error.value).startswith(message)
