@@ -5,11 +5,14 @@ Labels are names only (commands, statuses, system_ids, carriers, states): never 
 text or an id. The hot paths count through labelled children looked up once and cached here.
 """
 
+import bisect
 import json
+import math
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -38,29 +41,100 @@ def status_name(status: int) -> str:
 
 
 class PduCounts:
-    """The PDUs of one side ("client" or "carrier"), counted by command and status."""
+    """The PDUs of one side ("client" or "carrier"), counted by command and status in plain
+    dicts (a dict update per PDU, where a prometheus_client child takes a lock); `_Counts`
+    makes them counters at scrape time. Only the reactor thread writes them."""
 
-    def __init__(self, metrics: "Metrics", side: str):
-        self._received = metrics.pdus_received
-        self._sent = metrics.pdus_sent
-        self._side = side
-        self._in: dict = {}
-        self._out: dict = {}
+    def __init__(self, side: str):
+        self.side = side
+        self.received_by: dict = {}
+        self.sent_by: dict = {}
 
     def received(self, command, status: int) -> None:
-        child = self._in.get((command, status))
-        if child is None:
-            child = self._in[command, status] = self._child(self._received, command, status)
-        child.inc()
+        by = self.received_by
+        by[command, status] = by.get((command, status), 0) + 1
 
     def sent(self, command, status: int) -> None:
-        child = self._out.get((command, status))
-        if child is None:
-            child = self._out[command, status] = self._child(self._sent, command, status)
-        child.inc()
+        by = self.sent_by
+        by[command, status] = by.get((command, status), 0) + 1
 
-    def _child(self, counter: Counter, command, status: int):
-        return counter.labels(self._side, command.name, status_name(status))
+
+class Buckets:
+    """A histogram as plain bucket counts (a bisect and two additions per observation, where
+    prometheus_client's takes a lock), collected at scrape time; optionally by one label.
+    Only the reactor thread observes."""
+
+    def __init__(self, name: str, documentation: str, bounds: tuple, label: str | None = None):
+        self._name, self._doc, self._bounds, self._label = name, documentation, bounds, label
+        self._children: dict[str, _Observed] = {}
+        if label is None:
+            self._whole = self.labels("")
+
+    def labels(self, value: str) -> "_Observed":
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = _Observed(self._bounds)
+        return child
+
+    def observe(self, value: float) -> None:
+        self._whole.observe(value)
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        family = HistogramMetricFamily(
+            self._name, self._doc, labels=[self._label] if self._label else None
+        )
+        for value, child in sorted(self._children.items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip((*self._bounds, math.inf), child.counts, strict=True):
+                cumulative += n
+                buckets.append((floatToGoString(bound), cumulative))
+            family.add_metric([value] if self._label else [], buckets, child.total)
+        return [family]
+
+
+class _Observed:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class _Counts:
+    """The hot paths' plain counts (PDUs, submits), as counters at scrape time."""
+
+    def __init__(self, sides: list[PduCounts], submits: dict):
+        self._sides = sides
+        self._submits = submits
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        by_pdu = ["side", "command", "status"]
+        received = CounterMetricFamily("smsc_pdus_received", "PDUs received", labels=by_pdu)
+        sent = CounterMetricFamily("smsc_pdus_sent", "PDUs sent", labels=by_pdu)
+        for pdus in self._sides:
+            for family, by in ((received, pdus.received_by), (sent, pdus.sent_by)):
+                for (command, status), n in sorted(by.copy().items(), key=str):
+                    family.add_metric([pdus.side, command.name, status_name(status)], n)
+        submits = CounterMetricFamily(
+            "smsc_submits",
+            "Submitted messages (one per destination) by account and result: accepted, or the "
+            "refusal's status",
+            labels=["account", "result"],
+        )
+        for (account, result), n in sorted(self._submits.copy().items()):
+            submits.add_metric([account, "accepted" if result == 0 else status_name(result)], n)
+        return [received, sent, submits]
 
 
 class Metrics:
@@ -68,16 +142,6 @@ class Metrics:
 
     def __init__(self):
         r = self.registry = CollectorRegistry(auto_describe=True)
-        by_pdu = ["side", "command", "status"]
-        self.pdus_received = Counter("smsc_pdus_received", "PDUs received", by_pdu, registry=r)
-        self.pdus_sent = Counter("smsc_pdus_sent", "PDUs sent", by_pdu, registry=r)
-        self.submits = Counter(
-            "smsc_submits",
-            "Submitted messages (one per destination) by account and result: accepted, or the "
-            "refusal's status",
-            ["account", "result"],
-            registry=r,
-        )
         self.messages_sent = Counter(
             "smsc_messages_sent", "Parts a carrier took", ["carrier"], registry=r
         )
@@ -95,26 +159,20 @@ class Metrics:
         self.reconnects = Counter(
             "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
         )
-        self.submit_resp = Histogram(
-            "smsc_submit_resp_seconds",
-            "From a submit's arrival to its response",
-            buckets=_LATENCY,
-            registry=r,
+        self.submit_resp = Buckets(
+            "smsc_submit_resp_seconds", "From a submit's arrival to its response", _LATENCY
         )
-        self.carrier_submit = Histogram(
-            "smsc_carrier_submit_seconds",
-            "Carrier submit_sm round trip",
-            ["carrier"],
-            buckets=_LATENCY,
-            registry=r,
+        self.carrier_submit = Buckets(
+            "smsc_carrier_submit_seconds", "Carrier submit_sm round trip", _LATENCY, "carrier"
         )
-        self.submit_to_receipt = Histogram(
+        self.submit_to_receipt = Buckets(
             "smsc_submit_to_receipt_seconds",
             "From a message's submission to the receipt settling it",
-            ["carrier"],
-            buckets=_RECEIPT,
-            registry=r,
+            _RECEIPT,
+            "carrier",
         )
+        for histogram in (self.submit_resp, self.carrier_submit, self.submit_to_receipt):
+            r.register(histogram)
         self.queue_depth = Gauge(
             "smsc_queue_depth",
             f"Messages in the queue by state (refreshed every {DEPTH_EVERY:g} s)",
@@ -130,9 +188,10 @@ class Metrics:
             self.queue_depth.labels(state)
         for kind in MO_KINDS:
             self.mo.labels(kind)
-        self.client_pdus = PduCounts(self, "client")
-        self.carrier_pdus = PduCounts(self, "carrier")
-        self._submits: dict = {}
+        self.client_pdus = PduCounts("client")
+        self.carrier_pdus = PduCounts("carrier")
+        self._submits: dict = {}  # (account, result) → destinations
+        r.register(_Counts([self.client_pdus, self.carrier_pdus], self._submits))
         self._carriers: dict = {}
         self._live = _Live()
         r.register(self._live)
@@ -142,11 +201,8 @@ class Metrics:
 
     def submitted(self, account: str, result: int, n: int = 1) -> None:
         """`n` destinations of `account` accepted (result 0) or refused with `result`."""
-        child = self._submits.get((account, result))
-        if child is None:
-            name = "accepted" if result == 0 else status_name(result)
-            child = self._submits[account, result] = self.submits.labels(account, name)
-        child.inc(n)
+        submits = self._submits
+        submits[account, result] = submits.get((account, result), 0) + n
 
     def carrier(self, name: str) -> "CarrierMetrics":
         found = self._carriers.get(name)

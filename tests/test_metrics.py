@@ -4,6 +4,7 @@ and the queue depths counted in the background from a real store."""
 import re
 from types import SimpleNamespace
 
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from twisted.internet import defer
@@ -234,3 +235,23 @@ def test_metrics_config(tmp_path):
     assert smsc_config.load(path).metrics == smsc_config.MetricsConfig("127.0.0.1", 0)
     path.write_text("[metrics]\n")
     assert smsc_config.load(path).metrics.port == 9100
+
+
+def test_buckets_count_as_a_prometheus_histogram_does():
+    bounds = (0.01, 0.1, 1.0)
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    mine = metrics.Buckets("x_seconds", "x", bounds, "carrier")
+    ours.register(mine)
+    reference = Histogram("x_seconds", "x", ["carrier"], buckets=bounds, registry=theirs)
+    for value in (0.0, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 0.01):
+        mine.labels("orange").observe(value)
+        reference.labels("orange").observe(value)
+    for le in ("0.01", "0.1", "1.0", "+Inf"):
+        labels = {"carrier": "orange", "le": le}
+        assert ours.get_sample_value("x_seconds_bucket", labels) == theirs.get_sample_value(
+            "x_seconds_bucket", labels
+        )
+    for suffix in ("_count", "_sum"):
+        assert ours.get_sample_value("x_seconds" + suffix, {"carrier": "orange"}) == (
+            theirs.get_sample_value("x_seconds" + suffix, {"carrier": "orange"})
+        )
