@@ -2,7 +2,7 @@
 synchronous fake store, and a fake server whose receiver sessions record what they are sent."""
 
 from sqlalchemy import insert, select
-from twisted.internet import defer
+from stores import SyncStore
 from twisted.internet.task import Clock
 
 from smsc.config import QueueConfig
@@ -14,35 +14,6 @@ from smsc.store.db import writing
 
 NOW = 1_767_225_600.0
 RETRY = 30.0
-
-
-class SyncStore:
-    def __init__(self, engine):
-        self.engine = engine
-        self.calls = []
-        self.hold = None  # a function name whose results wait for `release`
-        self.held = []
-
-    def write(self, fn, *args, **kw):
-        self.calls.append((fn.__name__, args))
-        result = self._run(fn, args, kw)
-        if fn.__name__ == self.hold:  # done, but the answer is slow to come back
-            d = defer.Deferred()
-            self.held.append((d, result))
-            return d
-        return defer.succeed(result)
-
-    def _run(self, fn, args, kw):
-        with writing(self.engine) as conn:
-            return fn(conn, *args, **kw)
-
-    def release(self):
-        held, self.held = self.held, []
-        for d, result in held:
-            d.callback(result)
-
-    def claims(self):
-        return [args for name, args in self.calls if name == "claim"]
 
 
 class _State:

@@ -4,7 +4,7 @@ and what it writes back when carriers take, refuse or lose parts."""
 
 import pytest
 from sqlalchemy import func, insert, select
-from twisted.internet import defer
+from stores import SyncStore
 from twisted.internet.task import Clock
 
 from smsc.config import CarrierConfig, QueueConfig
@@ -23,37 +23,6 @@ from smsc.store.queue import Settle
 NOW = 1_767_225_600.0
 ORANGE = "33661234567"  # orange's prefix 3366, sfr's second choice
 OTHER = "33199999999"  # no prefix: the default route
-
-
-class SyncStore:
-    """`write` runs the function at once on a real connection, and says what it ran."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.calls = []
-        self.hold = None  # a function name whose results wait for `release`
-        self.held = []
-
-    def write(self, fn, *args, **kw):
-        self.calls.append((fn.__name__, args))
-        result = self._run(fn, args, kw)
-        if fn.__name__ == self.hold:  # done, but the answer is slow to come back
-            d = defer.Deferred()
-            self.held.append((d, result))
-            return d
-        return defer.succeed(result)
-
-    def _run(self, fn, args, kw):
-        with writing(self.engine) as conn:
-            return fn(conn, *args, **kw)
-
-    def release(self):
-        held, self.held = self.held, []
-        for d, result in held:
-            d.callback(result)
-
-    def names(self):
-        return [name for name, _ in self.calls]
 
 
 class FakeCarrier:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, func, insert, select, update
-from twisted.internet import defer
+from stores import SyncStore
 from twisted.internet.task import Clock
 
 from smsc import hours
@@ -297,26 +297,6 @@ def test_promotional_hours_of_the_account_its_zone_and_holidays():
 
 
 # -- the store, the queue and the dispatcher --------------------------------------------------
-
-
-class SyncStore:
-    """The store's `write` and `insert`, run at once on a real connection."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.calls: list[str] = []
-
-    def write(self, fn, *args, **kw):
-        self.calls.append(fn.__name__)
-        with writing(self.engine) as conn:
-            return defer.succeed(fn(conn, *args, **kw))
-
-    def insert(self, rows, callback, hashes=None):
-        with writing(self.engine) as conn:
-            first = messages.next_id(conn)
-            ids = list(range(first, first + len(rows)))
-            messages.insert_rows(conn, [(i, *row, None) for i, row in zip(ids, rows, strict=True)])
-        callback(ids)
 
 
 def add_account(conn, system_id: str, **values) -> int:
@@ -679,7 +659,7 @@ def test_expiry_while_every_carrier_is_down(engine, accts):
     h = Harness(engine, [FakeCarrier("orange", bound=False, prefixes=["3366"])], retry_delay=10.0)
     h.start()
     h.run(9.9)
-    assert "claim" not in h.store.calls and "expire_due" not in h.store.calls
+    assert "claim" not in h.store.names() and "expire_due" not in h.store.names()
     h.run(10)  # looked at NOW + 10: nothing expired yet
     assert [state(engine, i)[0] for i in (1, 2, 3)] == ["ACCEPTED"] * 3
     h.run(10)  # looked at NOW + 20
@@ -687,8 +667,8 @@ def test_expiry_while_every_carrier_is_down(engine, accts):
     h.run(10)  # NOW + 30
     assert [state(engine, i)[0] for i in (1, 2, 3)] == ["EXPIRED", "EXPIRED", "ACCEPTED"]
     assert expired_receipts(engine) == [1]  # 2 asked for none
-    assert "claim" not in h.store.calls
-    assert h.store.calls.count("expire_due") == 3  # once every retry_delay, not every idle look
+    assert "claim" not in h.store.names()
+    assert h.store.names().count("expire_due") == 3  # once every retry_delay, not every idle look
     # The carrier binds: the message still valid goes.
     h.carriers["orange"].bound = True
     h.dispatcher.room_changed()
