@@ -41,6 +41,8 @@ class Acceptor:
         self._metrics = metrics  # smsc.metrics.Metrics: submits by account and result
         self._clock = clock
         self._buckets: dict[int, TokenBucket] = {}
+        # This node's part of an account's tps, when other nodes serve it too (smsc.cluster).
+        self.shares: dict[int, float] = {}
         # The opt-out list's HMAC key; None: no list (a store that was never given one).
         self.optout_key = optout_key
         self._digest = None if optout_key is None else optouts.hasher(optout_key)
@@ -136,9 +138,10 @@ class Acceptor:
         done(status, [], [])
 
     def _throttle(self, account: Account, n: int, now: float) -> bool:
+        rate = account.tps * self.shares.get(account.id, 1.0)
         bucket = self._buckets.get(account.id)
-        if bucket is None or bucket.rate != account.tps:
-            bucket = self._buckets[account.id] = TokenBucket(account.tps, now)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[account.id] = TokenBucket(rate, now)
         return bucket.take(n, now)
 
     def _check(self, account: Account, params, tlvs, now) -> tuple | Status:

@@ -9,6 +9,7 @@ from twisted.logger import Logger, globalLogBeginner
 
 from . import hours, logs
 from .accept import Acceptor
+from .cluster import Cluster
 from .config import Config
 from .deliveries import OutboxSender
 from .inbound import receipts, replies
@@ -18,7 +19,7 @@ from .routing.dispatcher import Dispatcher
 from .routing.links import Carrier
 from .routing.router import Router
 from .server import SmppServer
-from .store import accounts, optouts, routing
+from .store import accounts, notify, optouts, routing
 from .store.db import check_schema, writing
 from .store.queue import Settle
 from .store.service import Store
@@ -34,6 +35,7 @@ class Switch:
 
     store: Store
     server: SmppServer
+    cluster: Cluster
     carriers: list[Carrier] = field(default_factory=list)
     dispatcher: Dispatcher | None = None
     inbound: Inbound | None = None
@@ -54,15 +56,19 @@ def start(config: Config, reactor) -> Switch:
         optout_key = optouts.hash_key(conn, config.optout.hash_key)
     metrics = Metrics()
     acceptor = Acceptor(store, reactor, optout_key, metrics)
+    cluster = Cluster(store, reactor, config.cluster, acceptor)
+    cluster.join()
     server = SmppServer(config.smpp, store, acceptor, reactor, metrics)
-    switch = Switch(store, server, metrics=metrics)
+    server.cluster = cluster
+    switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
     port = reactor.listenTCP(config.smpp.port, server, interface=config.smpp.host)
     web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
         _start_delivery(switch, config, reactor, acceptor)
-    metrics.watch(server, switch.carriers)
+    cluster.start()  # its first heartbeat takes the carrier bind slots: the links connect
+    metrics.watch(server, switch.carriers, cluster)
     metrics.refresh_depths(store, reactor)
     retention = config.optout.retention_days * 86400.0
 
@@ -81,6 +87,7 @@ def start(config: Config, reactor) -> Switch:
     def shutdown():
         # Every acknowledged message is committed already; what is still queued in the
         # writer is flushed (its submitters are not answered: they will resubmit).
+        cluster.stop()
         metrics.stop()
         if web is not None:
             web.stopListening()
@@ -91,7 +98,8 @@ def start(config: Config, reactor) -> Switch:
             switch.dispatcher.flush()
             switch.outbox.stop()
         d = port.stopListening()
-        d.addCallback(lambda _: store.stop())
+        d.addCallback(lambda _: cluster.leave())
+        d.addBoth(lambda _: store.stop())
         return d
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
@@ -142,10 +150,13 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         store, reactor, settle, dispatcher.flush, outbox.wake, handling, after_reply,
         switch.metrics,
     )  # fmt: skip
+    cluster = switch.cluster
+    inbound.hold_unknown = lambda: config.cluster.lease if cluster.live > 1 else 0.0
     carriers = [
         Carrier(c, reactor, dispatcher, inbound.deliver, switch.metrics) for c in config.carriers
     ]
     dispatcher.attach(carriers)
+    cluster.carriers = carriers
     switch.server.outbox = outbox
     acceptor.routable = router.routable
     acceptor.on_stored = dispatcher.wake
@@ -162,11 +173,14 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         d.addErrback(lambda f: _log.failure("reading the accounts failed", f))
 
     LoopingCall(reload).start(RELOAD, now=False)
+    if store.engine.dialect.name == "postgresql":  # other nodes' work wakes this one at once
+        wakes = {notify.QUEUE: dispatcher.wake, notify.OUTBOX: outbox.wake}
+        listener = notify.Listener(store.engine, reactor, wakes)
+        listener.start()
+        # Registered before start()'s own shutdown trigger: it stops before the store does.
+        reactor.addSystemEventTrigger("before", "shutdown", listener.stop)
     dispatcher.start()
     outbox.start()
-    for carrier in carriers:
-        for factory in carrier.factories:
-            factory.connect(reactor)
 
 
 def _listen_metrics(switch: Switch, config: Config, reactor):

@@ -2,6 +2,7 @@
 the start with one line naming the key."""
 
 import dataclasses
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,21 @@ class MetricsConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """This node among the nodes sharing one store (PostgreSQL; a SQLite store serves one)."""
+
+    node: str = field(default_factory=lambda: socket.gethostname()[:64])  # unique per node
+    heartbeat: float = 2.0  # seconds between heartbeats
+    lease: float = 10.0  # seconds without a heartbeat before the others take over its work
+
+    def __post_init__(self):
+        if not self.node or len(self.node) > 64:
+            raise ValueError("node: 1 to 64 characters")
+        if not 0 < self.heartbeat * 3 <= self.lease:
+            raise ValueError("lease: must be at least three heartbeats")
+
+
+@dataclass
 class LoggingConfig:
     """What `smsc serve` writes on stdout (see smsc/logs.py)."""
 
@@ -146,6 +162,7 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     optout: OptoutConfig = field(default_factory=OptoutConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig | None = None
 

@@ -28,10 +28,8 @@ class OutboxSender:
         self._unsent: list[int] = []  # claimed, but no session had room: due again at once
         self.delivered = 0
 
-    def start(self):
-        d = self.store.write(outbox.release_in_flight, self.clock.seconds())
-        d.addCallback(lambda _: self.wake())
-        return d
+    def start(self) -> None:
+        self.wake()
 
     def stop(self) -> None:
         for call in (self._timer, self._flushing):

@@ -212,9 +212,9 @@ class Metrics:
 
     # -- live objects and background counts -----------------------------------------------
 
-    def watch(self, server, carriers) -> None:
-        """Read the bound sessions and the carriers' links at each scrape."""
-        self._live.server, self._live.carriers = server, carriers
+    def watch(self, server, carriers, cluster=None) -> None:
+        """Read the bound sessions, the carriers' links and the cluster at each scrape."""
+        self._live.server, self._live.carriers, self._live.cluster = server, carriers, cluster
         for carrier in carriers:
             self.carrier(carrier.name)
 
@@ -271,6 +271,7 @@ class _Live:
     def __init__(self):
         self.server = None
         self.carriers = []
+        self.cluster = None
 
     def describe(self):
         return []
@@ -285,10 +286,21 @@ class _Live:
         window = GaugeMetricFamily(
             "smsc_carrier_window_in_use", "Carrier submit_sm awaiting an answer", labels=["carrier"]
         )
+        tps = GaugeMetricFamily(
+            "smsc_carrier_tps", "This node's part of the carrier's tps", labels=["carrier"]
+        )
         for carrier in self.carriers:
             bound.add_metric([carrier.name], len(carrier.links))
             window.add_metric([carrier.name], sum(_in_use(link) for link in carrier.links))
-        return [binds, bound, window]
+            tps.add_metric([carrier.name], carrier.tps)
+        found = [binds, bound, window, tps]
+        if self.cluster is not None:
+            found.append(
+                GaugeMetricFamily(
+                    "smsc_cluster_nodes", "Nodes live on the store", value=self.cluster.live
+                )
+            )
+        return found
 
 
 def _in_use(link) -> int:
@@ -321,7 +333,7 @@ def link_state(factory, clock) -> str:
     return "reconnecting" if factory.binds else "connecting"
 
 
-def status(server, carriers, clock) -> dict:
+def status(server, carriers, clock, cluster=None) -> dict:
     """The JSON of /status (a contract: `smsc carrier list` reads it)."""
     out = []
     now = clock.seconds()
@@ -344,7 +356,10 @@ def status(server, carriers, clock) -> dict:
     for (system_id, mode), n in client_binds(server).items():
         modes = binds.setdefault(system_id, dict.fromkeys(_MODES.values(), 0))
         modes[mode] = n
-    return {"carriers": out, "binds": binds}
+    found = {"carriers": out, "binds": binds}
+    if cluster is not None:
+        found["node"] = {"name": cluster.config.node, "live": cluster.live}
+    return found
 
 
 class _Metrics(Resource):
@@ -368,7 +383,8 @@ class _Status(Resource):
 
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"application/json")
-        body = status(self.switch.server, self.switch.carriers, self.clock)
+        switch = self.switch
+        body = status(switch.server, switch.carriers, self.clock, switch.cluster)
         return json.dumps(body).encode()
 
 

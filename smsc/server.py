@@ -34,6 +34,7 @@ class ClientSession(SessionProtocol):
         super().__init__(server.clock, **kw)
         self.server = server
         self.account: Account | None = None
+        self.bind_slot: int | None = None  # the cluster's slot of the account's binds
         self.peer = "?"
         if server.metrics is not None:
             self.pdus = server.metrics.client_pdus
@@ -71,6 +72,8 @@ class ClientSession(SessionProtocol):
             sender.lost(item_id)
         if self.account is not None:
             self.server.unbound(self)
+            if self.bind_slot is not None:
+                self.server.cluster.give_bind(self.account.id, self.bind_slot)
         _log.info(
             "session {peer} {system_id} closed: {reason}",
             peer=self.peer,
@@ -95,14 +98,40 @@ class ClientSession(SessionProtocol):
             return
         status = result if isinstance(result, Status) else self.server.bound(self, result)
         if status:
-            _log.info(
-                "bind refused for {system_id} from {peer}: {status}",
-                system_id=pdu.params["system_id"],
-                peer=self.peer,
-                status=Status(status).name,
-            )
-            return self.answer(pdu, status)
-        self.account = result
+            return self._bind_refused(pdu, status)
+        self.account = result  # counted from here on: on_closed gives the bind back
+        if self.server.cluster is None:
+            return self._bind_done(pdu)
+        # The account's binds are counted over the whole cluster: a slot of its max_binds.
+        d = self.server.cluster.take_bind(result.id, result.max_binds)
+        d.addErrback(self._slot_failed)
+        d.addCallback(self._bind_slot, pdu)
+
+    def _slot_failed(self, failure) -> None:
+        _log.failure("taking a bind slot failed", failure)
+
+    def _bind_slot(self, slot: int | None, pdu: Pdu) -> None:
+        if self.session.state is State.CLOSED:
+            if slot is not None:
+                self.server.cluster.give_bind(self.account.id, slot)
+            return
+        if slot is None:
+            self.server.unbound(self)
+            self.account = None
+            return self._bind_refused(pdu, Status.RBINDFAIL)
+        self.bind_slot = slot
+        self._bind_done(pdu)
+
+    def _bind_refused(self, pdu: Pdu, status: Status) -> None:
+        _log.info(
+            "bind refused for {system_id} from {peer}: {status}",
+            system_id=pdu.params["system_id"],
+            peer=self.peer,
+            status=Status(status).name,
+        )
+        self.answer(pdu, status)
+
+    def _bind_done(self, pdu: Pdu) -> None:
         tlvs = {}
         if pdu.params["interface_version"] >= INTERFACE_VERSION:
             tlvs[Tag.sc_interface_version] = INTERFACE_VERSION
@@ -112,7 +141,7 @@ class ClientSession(SessionProtocol):
             self.server.outbox.wake()  # what waited for this client can go now
         _log.info(
             "bound {system_id} from {peer} as {mode}",
-            system_id=result.system_id,
+            system_id=self.account.system_id,
             peer=self.peer,
             mode=pdu.command.name.removeprefix("bind_"),
         )
@@ -290,6 +319,7 @@ class SmppServer(ServerFactory):
         self.dirty: set[ClientSession] = set()
         self.sessions: dict[int, set[ClientSession]] = {}  # bound sessions by account id
         self.outbox = None  # the OutboxSender, when the switch delivers
+        self.cluster = None  # smsc.cluster.Cluster: binds counted over every node
         self._verified: dict[str, tuple[str, bytes]] = {}
         self._secret = os.urandom(32)
         self._timers = Timers(

@@ -209,6 +209,9 @@ class Simulator:
         self.pending = {"receipt": 0, "mo": 0}
         self.max_rate = 0
         self._accepted: deque[float] = deque()  # times of the submits of the last second
+        # The most binds bound at once, what a carrier's bind limit is checked against (the
+        # binds that stay through a reset count from there).
+        self.max_binds = len(self.sessions)
         self._generation += 1
         self._due.clear()
         self._queues.clear()
@@ -483,6 +486,7 @@ class Simulator:
 
     def bound(self, session: "SimSession") -> None:
         self.sessions.append(session)
+        self.max_binds = max(self.max_binds, len(self.sessions))
         _log.info(
             "carrier-sim {name}: {system_id} bound as {mode}",
             name=self.name,
@@ -544,6 +548,7 @@ class Simulator:
             "mo_pending": self.pending["mo"],
             "retries": self.retries,
             "max_rate": self.max_rate,
+            "max_binds": self.max_binds,
         }
 
 

@@ -1,10 +1,18 @@
-"""A synchronous stand-in for `smsc.store.service.Store`, for tests that drive the dispatcher,
-the outbox sender or the acceptor on a `Clock` with a real database underneath."""
+"""The store under the tests: which database they run on (`PG_URL`), and a synchronous
+stand-in for `smsc.store.service.Store`, for tests that drive the dispatcher, the outbox
+sender or the acceptor on a `Clock` with a real database underneath."""
 
+import os
+
+import pytest
 from twisted.internet import defer
 
 from smsc.store import messages
 from smsc.store.db import writing
+
+# Set by the tox env `pg`: the tests that use the store run on PostgreSQL (see conftest).
+PG_URL = os.environ.get("SMSC_TEST_PG_URL")
+sqlite_only = pytest.mark.skipif(bool(PG_URL), reason="about SQLite itself")
 
 
 class SyncStore:

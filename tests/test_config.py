@@ -1,5 +1,6 @@
 """TOML → typed config: defaults, the shipped files, and one-line errors naming the key."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,19 @@ def test_demo_toml():
     assert (loaded.smpp.host, loaded.smpp.port) == ("127.0.0.1", 2775)
     assert loaded.store.url.startswith("sqlite:///")
     assert loaded.accounts == [AccountConfig(system_id="demo", password="demo")]
+
+
+def test_cluster_section(tmp_path):
+    assert load_text(tmp_path, "").cluster.node == socket.gethostname()[:64]
+    loaded = load_text(tmp_path, '[cluster]\nnode = "a"\nheartbeat = 1\nlease = 3\n')
+    assert (loaded.cluster.node, loaded.cluster.heartbeat, loaded.cluster.lease) == ("a", 1.0, 3.0)
+    for text, error in (
+        ('node = ""', "cluster.node: 1 to 64 characters"),
+        ("heartbeat = 2\nlease = 5", "cluster.lease: must be at least three heartbeats"),
+        ("heartbeat = 0", "cluster.lease: must be at least three heartbeats"),
+    ):
+        with pytest.raises(ConfigError, match=error):
+            load_text(tmp_path, f"[cluster]\n{text}\n")
 
 
 def test_smsc_toml():

@@ -75,7 +75,9 @@ class Harness:
                 enabled=True,
                 created_at=NOW,
             )
-            self.account = conn.execute(insert(schema.accounts).values(**values)).lastrowid
+            self.account = conn.execute(
+                insert(schema.accounts).values(**values)
+            ).inserted_primary_key[0]
 
     def add(self, message_id, destination=ORANGE, **values):
         row = dict(
@@ -158,7 +160,7 @@ def test_nothing_is_claimed_while_no_carrier_is_bound(engine):
     h.add(1)
     h.start()
     h.run(5)
-    assert h.store.names() == ["release_in_flight"]
+    assert h.store.names() == []
     assert h.states() == {1: State.ACCEPTED}
     h.carriers["sfr"].bound = True
     h.dispatcher.room_changed()
@@ -205,7 +207,7 @@ def test_a_wake_during_a_claim_claims_again_at_once(engine):
     h.add(1)
     h.store.hold = "claim"
     h.start()
-    assert h.store.names() == ["release_in_flight", "claim"]
+    assert h.store.names() == ["claim"]
     h.add(2)
     h.dispatcher.wake()  # a new message was stored meanwhile
     h.run()
@@ -214,16 +216,6 @@ def test_a_wake_during_a_claim_claims_again_at_once(engine):
     h.run()
     assert h.store.names().count("claim") == 2
     assert h.states() == {1: State.SENDING, 2: State.SENDING}
-
-
-def test_start_queues_again_what_was_in_flight(engine):
-    h = orange_sfr(engine)
-    h.add(1, state=State.SENDING, due_at=NOW - 100)
-    h.add(2, state=State.ENROUTE)
-    h.start()
-    assert h.store.names()[:2] == ["release_in_flight", "claim"]
-    assert [p.message.due.id for p in h.parts("orange")] == [1]
-    assert h.states() == {1: State.SENDING, 2: State.ENROUTE}
 
 
 # -- routing ---------------------------------------------------------------------------------

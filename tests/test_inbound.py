@@ -99,7 +99,9 @@ class Harness:
                 enabled=True,
                 created_at=NOW,
             )
-            self.account = conn.execute(insert(schema.accounts).values(**values)).lastrowid
+            self.account = conn.execute(
+                insert(schema.accounts).values(**values)
+            ).inserted_primary_key[0]
 
     def sent(self, message_id, *carrier_ids, carrier="orange", registered_delivery=1):
         """A message a carrier took, in parts with these (normalised) ids."""
@@ -207,6 +209,33 @@ def test_an_intermediate_receipt_is_answered_and_settles_nothing(h):
     assert link.answers == [(3, 0)]
     assert h.state(1) == State.ENROUTE and h.outbox() == []
     assert h.inbound.unmatched == 0
+
+
+def test_on_several_nodes_an_unknown_id_is_refused_for_a_while(h):
+    """The node that sent it may not have recorded the carrier's id yet: the receipt is
+    refused with a temporary error (the carrier offers it again) for `hold_unknown` seconds,
+    then taken and counted as unmatched."""
+    h.inbound.hold_unknown = lambda: 10.0
+    link = Link()
+
+    def offer(seq, carrier_id):
+        h.inbound.deliver(link, receipt(seq, carrier_id))
+        h.clock.advance(0)
+        h.store.release()
+        return link.answers[-1]
+
+    assert offer(1, "2a") == (1, Status.RX_T_APPN)
+    h.clock.advance(5)
+    assert offer(2, "2a") == (2, Status.RX_T_APPN)
+    h.sent(1, "2a")  # recorded by the other node meanwhile
+    assert offer(3, "2a") == (3, 0)
+    assert h.state(1) == State.DELIVERED and h.inbound.unmatched == 0
+    assert offer(4, "2b") == (4, Status.RX_T_APPN)
+    h.clock.advance(10)
+    assert offer(5, "2b") == (5, 0)  # nobody recorded it within the hold: taken, counted
+    assert h.inbound.unmatched == 1 and h.inbound.receipts == 2
+    assert offer(6, "2b") == (6, Status.RX_T_APPN)  # a new wait, were it offered again
+    assert h.inbound.unmatched == 1
 
 
 def test_the_text_id_is_tried_when_the_tlv_id_is_not_ours(h):

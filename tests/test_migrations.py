@@ -36,6 +36,15 @@ def downgrade() -> None:
 
 
 @pytest.fixture
+def engine(db_url):
+    """Built by the migrations themselves, on every store (conftest's may take a short cut)."""
+    engine = db.make_engine(db_url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def empty(db_url):
     engine = db.make_engine(db_url)
     yield engine
@@ -135,3 +144,32 @@ def test_a_database_from_a_newer_smsc(engine, tmp_path, monkeypatch):
     with pytest.raises(db.SchemaBehind, match="newer smsc"):
         db.upgrade(engine)
     assert db.revisions(engine)[0] == "0099"
+
+
+def test_the_cluster_revision_queues_again_what_was_in_flight(empty):
+    """Rows left SENDING by a switch before 0005 belong to no node: queued again."""
+    db.upgrade(empty, "0004")
+    with db.writing(empty) as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO accounts (system_id, password_hash, max_binds, tps, enabled, created_at)"
+            " VALUES ('acme', '-', 1, 0, true, 0)"
+        )
+        for i, state in enumerate(("SENDING", "ENROUTE"), start=1):
+            conn.exec_driver_sql(
+                "INSERT INTO messages (id, account_id, service_type, source_ton, source_npi,"
+                " source, destination, esm_class, protocol_id, priority, registered_delivery,"
+                " data_coding, body, tlvs, submitted_at, due_at, expires_at, state, updated_at)"
+                f" VALUES ({i}, 1, '', 0, 0, '36000', '33600000001', 0, 0, 0, 0, 0, '', '',"
+                f" 0, 0, 9e9, '{state}', 0)"
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (account_id, source_ton, source_npi, source, destination,"
+            " esm_class, data_coding, body, tlvs, state, attempts, created_at, due_at,"
+            " expires_at) VALUES (1, 0, 0, '33600000001', '36000', 4, 0, '', '', 'SENDING',"
+            " 1, 0, 0, 9e9)"
+        )
+    db.upgrade(empty)
+    with empty.connect() as conn:
+        states = conn.exec_driver_sql("SELECT state FROM messages ORDER BY id").scalars().all()
+        assert states == ["ACCEPTED", "ENROUTE"]
+        assert conn.exec_driver_sql("SELECT state FROM outbox").scalar() == "PENDING"

@@ -4,8 +4,8 @@ expiry, done, retry, and what a restart gives back."""
 import pytest
 from sqlalchemy import insert, select
 
-from smsc.store import outbox, schema
-from smsc.store.db import writing
+from smsc.store import nodes, outbox, schema
+from smsc.store.db import NODE, writing
 
 NOW = 1_767_225_600.0
 
@@ -51,9 +51,18 @@ def add(engine, account_id: int, **values) -> int:
         return conn.execute(insert(schema.outbox).values(**row)).inserted_primary_key[0]
 
 
+NODE_ID = 7  # the node the claims here are made for
+
+
 def run(engine, fn, *args):
     with writing(engine) as conn:
+        conn.info[NODE] = NODE_ID
         return fn(conn, *args)
+
+
+def release(engine, now) -> int:
+    """What a node starting again under its name does: its deliveries in flight go back."""
+    return run(engine, nodes.release, [NODE_ID], now)[1]
 
 
 def rows(engine) -> dict[int, tuple]:
@@ -132,7 +141,7 @@ def test_done_rows_are_never_claimed_again(engine, accounts):
     assert claim(engine, [acme]) == [a, b]
     run(engine, outbox.done, [a])
     assert rows(engine)[a] == (outbox.DONE, 1, NOW)
-    run(engine, outbox.release_in_flight, NOW + 1)
+    release(engine, NOW + 1)
     assert claim(engine, [acme], now=NOW + 1) == [b]
 
 
@@ -152,12 +161,13 @@ def test_retry_puts_sending_rows_back_for_later(engine, accounts):
     assert rows(engine)[a] == (outbox.SENDING, 2, NOW + 30)
 
 
-def test_release_in_flight_gives_back_what_was_sending(engine, accounts):
+def test_a_node_released_gives_back_what_it_was_sending(engine, accounts):
     acme = accounts[0]
     a, b, c = add(engine, acme), add(engine, acme), add(engine, acme, due_at=NOW + 50)
     claim(engine, [acme])
     run(engine, outbox.done, [b])
-    assert run(engine, outbox.release_in_flight, NOW + 5) == 1
+    assert run(engine, nodes.release, [NODE_ID + 1], NOW + 5) == (0, 0)  # another node's
+    assert release(engine, NOW + 5) == 1
     assert rows(engine) == {
         a: (outbox.PENDING, 1, NOW + 5),
         b: (outbox.DONE, 1, NOW),

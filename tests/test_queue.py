@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from smsc.inbound.handler import client_receipt
-from smsc.store import optouts, queue, schema
-from smsc.store.db import writing
+from smsc.store import nodes, optouts, queue, schema
+from smsc.store.db import NODE, writing
 from smsc.store.messages import State
 from smsc.store.queue import Settle
 
@@ -134,22 +134,51 @@ def how(maker):
     return Settle(NOW, RETENTION, maker)
 
 
-# -- release_in_flight -----------------------------------------------------------------------
+# -- a node's claims ---------------------------------------------------------------------------
 
 
-def test_release_in_flight_queues_sending_messages_again(engine, account):
+def test_a_claim_records_its_node_and_a_release_queues_them_again(engine, account):
     with writing(engine) as conn:
-        add_message(conn, account, 1, state=State.SENDING, due_at=NOW - 100)
-        add_message(conn, account, 2, state=State.ENROUTE)
-        add_message(conn, account, 3, state=State.SENDING, due_at=NOW - 50)
-        add_message(conn, account, 4, state=State.ACCEPTED, due_at=NOW + 500)
-    assert run(engine, queue.release_in_flight, NOW + 1) == 2
-    assert [(message(engine, i).state, message(engine, i).due_at) for i in (1, 2, 3, 4)] == [
+        add_message(conn, account, 1, due_at=NOW - 100)
+        add_message(conn, account, 2, state=State.ENROUTE, node_id=3)
+        add_message(conn, account, 3, due_at=NOW - 50)
+        add_message(conn, account, 4, state=State.SENDING, node_id=4)  # another node's
+        add_message(conn, account, 5, due_at=NOW + 500)
+        conn.info[NODE] = 3
+        how = Settle(NOW, 3600.0, lambda *_: (b"receipt", b""))
+        assert [d.id for d in queue.claim(conn, NOW, 10, no_ports, how)] == [1, 3]
+    assert [message(engine, i).node_id for i in (1, 3)] == [3, 3]
+    assert run(engine, nodes.release, [3], NOW + 1) == (2, 0)
+    assert [(message(engine, i).state, message(engine, i).due_at) for i in range(1, 6)] == [
         (State.ACCEPTED, NOW + 1),
         (State.ENROUTE, NOW),
         (State.ACCEPTED, NOW + 1),
+        (State.SENDING, NOW),
         (State.ACCEPTED, NOW + 500),
     ]
+
+
+def test_a_node_taken_for_dead_leaves_its_claims_to_the_node_that_took_them(engine, account):
+    how = Settle(NOW, 3600.0, lambda *_: (b"receipt", b""))
+    with writing(engine) as conn:
+        add_message(conn, account, 1)
+        add_message(conn, account, 2)
+        conn.info[NODE] = 3
+        assert [d.id for d in queue.claim(conn, NOW, 10, no_ports, how)] == [1, 2]
+    run(engine, nodes.release, [3], NOW + 1)  # node 3 missed its heartbeats
+    with writing(engine) as conn:
+        conn.info[NODE] = 4
+        assert [d.id for d in queue.claim(conn, NOW + 1, 10, no_ports, how)] == [1, 2]
+    with writing(engine) as conn:  # node 3 comes back with what it did meanwhile
+        conn.info[NODE] = 3
+        queue.record_taken(conn, [(1, 1, "orange", "a1")], [(1, "orange")], how)
+        queue.put_back(conn, [2], NOW + 60, NOW + 1)
+        queue.fail(conn, [(2, "orange", 0x45)], how)
+    assert [(message(engine, i).state, message(engine, i).node_id) for i in (1, 2)] == [
+        (State.SENDING, 4),
+        (State.SENDING, 4),
+    ]
+    assert parts_of(engine, 1) == []  # node 4 records its own
 
 
 # -- claim -----------------------------------------------------------------------------------
@@ -382,6 +411,28 @@ def test_a_waiting_part_wins_over_a_settled_one(engine, account, how, maker):
     # Later, "16" (decimal for 0x10) for message 2: message 1's settled part does not take it.
     assert receipt(engine, how, ("orange", ("16", "10", "22"), State.DELIVERED, 0)) == [True]
     assert message(engine, 2).state == State.DELIVERED
+
+
+def test_a_converted_form_never_takes_a_settled_part_or_another_numbers(engine, account, how):
+    """On several nodes a receipt can come before the sender recorded the carrier's id: "106"
+    then is no id of ours yet, and message 1's settled "6a" (0x6a = 106) must not take it,
+    nor message 3's waiting "6a" sent to another number."""
+    sending(engine, account, 1, destination="33600010001")
+    sent(engine, {1: ["6a"]}, how, carrier="alpha")
+    assert receipt(engine, how, ("alpha", ("6a", "106"), State.DELIVERED, 0)) == [True]
+    sending(engine, account, 2, destination="33600010002")
+    late = ("alpha", ("106", "262", "6a"), State.DELIVERED, 0)  # message 2's, not yet recorded
+    assert receipt(engine, how, late, number="33600010002") == [False]
+    sending(engine, account, 3, destination="33600010003")
+    sent(engine, {3: ["6a"]}, how, carrier="alpha")
+    assert receipt(engine, how, late, number="33600010002") == [False]
+    sent(engine, {2: ["106"]}, how, carrier="alpha")  # the sender's record commits
+    assert receipt(engine, how, late, number="33600010002") == [True]
+    assert [message(engine, i).state for i in (1, 2, 3)] == [
+        State.DELIVERED,
+        State.DELIVERED,
+        State.ENROUTE,
+    ]
 
 
 def test_the_newest_part_with_an_id_wins(engine, account, maker):

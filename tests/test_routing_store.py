@@ -1,7 +1,5 @@
 """Admin routes and the number portability table in the store."""
 
-import os
-
 import pytest
 from sqlalchemy import select
 
@@ -135,32 +133,3 @@ def test_ported_in_one_query_per_batch(engine):
             assert found == {n: "sfr" for n in numbers[::2]}
     finally:
         event.remove(engine, "before_cursor_execute", count)
-
-
-@pytest.mark.skipif(
-    not os.environ.get("SMSC_TEST_PG_URL"), reason="set SMSC_TEST_PG_URL to a scratch database"
-)
-def test_postgresql():
-    engine = db.make_engine(os.environ["SMSC_TEST_PG_URL"])
-    try:
-        db.upgrade(engine)
-        with db.writing(engine) as conn:
-            conn.execute(mnp.delete())
-            rows = [("+33612345678", "sfr"), ("0612345678", "orange"), ("33612345679", "sfr")]
-            assert routing.import_mnp(conn, rows) == 3
-        with engine.connect() as conn:
-            assert routing.ported(conn, ["33612345678", "33612345679", "33612345670"]) == {
-                "33612345678": "orange",
-                "33612345679": "sfr",
-            }
-            assert routing.mnp_count(conn) == 2
-        many = [(f"3361{i:07d}", "sfr") for i in range(2500)] + [("33610000007", "orange")]
-        with db.writing(engine) as conn:
-            assert routing.import_mnp(conn, many) == 2501  # several statements
-        with engine.connect() as conn:
-            assert routing.mnp_count(conn) == 2502
-            assert routing.ported(conn, ["33610000007"]) == {"33610000007": "orange"}
-        with db.writing(engine) as conn:
-            conn.execute(mnp.delete())
-    finally:
-        engine.dispose()

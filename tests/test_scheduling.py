@@ -29,9 +29,9 @@ from smsc.protocol.constants import Command, Status
 from smsc.protocol.pdu import zero_params
 from smsc.routing.dispatcher import Dispatcher
 from smsc.routing.router import Router
-from smsc.store import db, messages, queue, routing, schema
+from smsc.store import db, messages, nodes, queue, routing, schema
 from smsc.store.accounts import Account
-from smsc.store.db import writing
+from smsc.store.db import NODE, writing
 from smsc.store.messages import COLUMNS, State
 from smsc.store.queue import Settle
 
@@ -800,14 +800,18 @@ def test_scheduled_messages_survive_a_restart_and_go_out_on_time(db_url, engine,
         p.update(source_addr="36000", short_message=b"later", schedule_delivery_time=schedule)
         acceptor.submit(who, p, {}, [(1, 1, ORANGE)], lambda *r: answers.append(r))
     assert [(s, ids) for s, ids, _ in answers] == [(0, [1]), (0, [2]), (0, [3])]
-    # The process had claimed the one due now when it died (SENDING in the store).
-    assert claim(engine, NOW) == [3]
+    # The node had claimed the one due now when it died (SENDING in the store).
+    with writing(engine) as conn:
+        conn.info[NODE] = nodes.join(conn, "n1", NOW, 10.0)[0]
+        assert [d.id for d in queue.claim(conn, NOW, 100, routing.ported, settle(NOW))] == [3]
     engine.dispose()
 
     again = db.make_engine(db_url)
     try:
         clock = Clock()
-        clock.advance(NOW + 5)  # it took 5 s to start again
+        clock.advance(NOW + 5)  # it took 5 s to start again, under its name
+        with writing(again) as conn:
+            assert nodes.join(conn, "n1", NOW + 5, 10.0)[1] == (1, 0)
         h = Harness(again, [FakeCarrier("orange", prefixes=["3366"])], clock=clock)
         h.start()
         assert h.sent() == [3]  # in flight at the stop: sent again (at-least-once)

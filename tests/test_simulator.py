@@ -178,6 +178,25 @@ def test_max_rate_without_a_cap():
     assert sim.max_rate == 7 and sim.throttled == 0
 
 
+def test_max_binds_is_the_most_bound_at_once():
+    sim, _ = make()
+    first, second = Peer(sim), Peer(sim, "receiver")
+    first.proto.connectionLost(None)
+    Peer(sim, "transmitter")  # takes the place of the lost one: still two at once
+    second.write(C.unbind)
+    assert second.read()[0].command is C.unbind_resp
+    assert sim.stats()["binds"] == {"transmitter": 1, "receiver": 0, "transceiver": 0}
+    assert sim.stats()["max_binds"] == 2
+    third, fourth = Peer(sim), Peer(sim)
+    assert sim.stats()["max_binds"] == 3
+    third.proto.connectionLost(None)
+    fourth.proto.connectionLost(None)
+    sim.reset()  # the count starts again from the one bind that stays
+    assert sim.stats()["max_binds"] == 1
+    Peer(sim)
+    assert sim.stats()["max_binds"] == 2
+
+
 # -- receipts ----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import queue
 
 import pytest
 from sqlalchemy import func, insert, select, update
+from stores import PG_URL
 from test_queue import add_account
 
 from smsc.store import messages, optouts, schema
@@ -234,7 +235,7 @@ def test_a_failing_transaction_stores_nothing(harness, account_id):
 def test_a_missing_table_fails_every_job(engine, harness, account_id):
     harness.writer.start()
     with writing(engine) as conn:
-        conn.exec_driver_sql("DROP TABLE messages")
+        conn.exec_driver_sql("DROP TABLE messages" + (" CASCADE" if PG_URL else ""))
     got = [harness.insert([row(account_id)]) for _ in range(3)]
     counted = harness.call(lambda conn: "ran")
     harness.stop()
@@ -248,7 +249,7 @@ def test_stop_flushes_what_is_queued(harness, account_id):
     harness.writer.stop()  # before the thread ever ran: the stop waits behind the jobs
     harness.writer.start()
     stopped = []
-    harness.writer._stopped.addCallback(stopped.append)
+    harness.writer._ended.addCallback(stopped.append)
     harness.run_batch()
     assert stopped == []
     assert len([g for g in got if g]) == 20 and called == ["done"]
@@ -267,6 +268,20 @@ def test_stop_after_work(harness, account_id):
     assert not harness.writer._thread.is_alive()
     assert sorted(g[0][0] for g in got) == [1, 2, 3, 4, 5]
     assert harness.hooks == harness.writer.batches >= 1
+
+
+def test_a_second_stop_waits_for_the_same_end(harness, account_id):
+    harness.writer.start()
+    got = harness.insert([row(account_id)])
+    first, second = [], []
+    harness.writer.stop().addCallback(first.append)
+    harness.writer.stop().addCallback(second.append)
+    while not first:
+        harness.reactor.run_one()
+    assert second == [None] and got[0] == [1]
+    late = []
+    harness.writer.stop().addCallback(late.append)  # after the end: answered at once
+    assert late == [None]
 
 
 def test_a_failing_callback_does_not_stop_the_others(harness, account_id):
@@ -323,6 +338,11 @@ def insert_checked(harness, account_id, *numbers):
     return got
 
 
+def path(mixed: bool) -> str:
+    """The path a batch of inserts takes, with a call among them (`mixed`) or not."""
+    return "jobs" if mixed or PG_URL else "fast"
+
+
 def paths(harness, monkeypatch):
     """Which commit path each batch takes: "fast" (all inserts, SQLite) or "jobs"."""
     taken = []
@@ -346,7 +366,7 @@ def test_opted_out_rows_are_not_stored(harness, account_id, lists, monkeypatch, 
     after = insert_checked(harness, account_id, FREE)
     harness.writer.start()
     harness.run_batch()
-    assert taken == (["jobs"] if mixed else ["fast"])
+    assert taken == [path(mixed)]
     assert harness.writer.batches == 1
     assert (got, after) == ([[None, None, 1]], [[2]])  # ids stay dense: none burnt
     if mixed:
@@ -365,7 +385,7 @@ def test_the_other_account_is_refused_its_own_list(harness, account_id, lists, m
         harness.call(lambda conn: None)
     harness.writer.start()
     harness.run_batch()
-    assert taken == (["jobs"] if mixed else ["fast"])
+    assert taken == [path(mixed)]
     assert theirs == [[1, None, None]]
 
 
@@ -378,7 +398,7 @@ def test_multi_id_is_the_first_stored_id(harness, account_id, lists, monkeypatch
     single = insert_checked(harness, account_id, MINE)
     harness.writer.start()
     harness.run_batch()
-    assert taken == (["jobs"] if mixed else ["fast"])
+    assert taken == [path(mixed)]
     assert (multi, single) == ([[None, 1, None, 2, 3]], [[None]])
     assert [(r.id, r.multi_id) for r in harness.stored()] == [(1, 1), (2, 1), (3, 1)]
     later = harness.insert([row(account_id)])

@@ -39,6 +39,9 @@ def client_receipt(
     return short_message, encode_tlvs(receipts.receipt_tlvs(client_id, state, error))
 
 
+_UNKNOWN_MAX = 10_000  # receipts refused for now that are remembered before a clean-up
+
+
 class Inbound:
     def __init__(
         self,
@@ -59,6 +62,11 @@ class Inbound:
         self._after = after_receipts  # wake the outbox: client receipts may be waiting
         self._handling = handling  # what a reply job needs, as of now
         self._after_reply = after_reply  # wake the dispatcher and the outbox
+        # Seconds to refuse, with a temporary error, a receipt for an id not known yet: on
+        # several nodes, the one that sent the message may not have recorded its id when the
+        # carrier's receipt reaches another (0: acknowledged and counted at once).
+        self.hold_unknown: Callable[[], float] = lambda: 0.0
+        self._unknown: dict[tuple[str, str], float] = {}  # (carrier, id) -> first refused at
         self._pending: list[tuple] = []
         self._flushing = None
         self.receipts = 0
@@ -107,7 +115,12 @@ class Inbound:
         links = set()
         metrics = self.metrics
         now = self.clock.seconds()
+        hold = self.hold_unknown()
         for i, ((link, pdu, receipt), ok) in enumerate(zip(batch, matched, strict=True)):
+            links.add(link)
+            if hold and self._later(link.carrier.name, receipt.carrier_id, ok, now, hold):
+                link.respond(pdu, Status.RX_T_APPN)  # the carrier offers it again later
+                continue
             self.receipts += 1
             if metrics is not None:
                 counts = metrics.carrier(link.carrier.name)
@@ -125,10 +138,25 @@ class Inbound:
                     carrier_id=receipt.carrier_id,
                 )
             link.respond(pdu)
-            links.add(link)
         for link in links:
             link.flush()
         self._after()
+
+    def _later(self, carrier: str, carrier_id: str, matched: bool, now: float, hold: float):
+        """Whether an unmatched receipt is refused for now: until `hold` seconds after it was
+        first refused. A matched one forgets that it was."""
+        key = (carrier, carrier_id)
+        if matched:
+            if self._unknown:
+                self._unknown.pop(key, None)
+            return False
+        first = self._unknown.setdefault(key, now)
+        if now - first < hold:
+            if len(self._unknown) > _UNKNOWN_MAX:  # offered once and never again: forget
+                self._unknown = {k: t for k, t in self._unknown.items() if now - t < hold}
+            return True
+        del self._unknown[key]
+        return False
 
     def _reply(self, link, pdu: Pdu) -> None:
         """A subscriber's message: answered once handled and committed."""

@@ -11,7 +11,7 @@ class TokenBucket:
 
     __slots__ = ("rate", "tokens", "stamp")
 
-    def __init__(self, rate: int, now: float):
+    def __init__(self, rate: float, now: float):
         self.rate = rate
         self.tokens = float(rate)
         self.stamp = now

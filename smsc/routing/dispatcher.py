@@ -77,15 +77,7 @@ class Dispatcher:
         self.carriers = carriers
         self._by_name = {c.name: c for c in carriers}
 
-    def start(self):
-        """Deferred: messages left in flight by the last run are queued again first."""
-        d = self.store.write(queue.release_in_flight, self.clock.seconds())
-        d.addCallback(self._released)
-        return d
-
-    def _released(self, count: int) -> None:
-        if count:
-            _log.info("{count} messages in flight at the last stop are queued again", count=count)
+    def start(self) -> None:
         self.wake()
 
     def stop(self) -> None:

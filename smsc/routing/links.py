@@ -71,6 +71,10 @@ class Carrier:
         self._recent_cost = 0
         self._order = 0
         self.factories = [LinkFactory(self, i) for i in range(config.binds)]
+        # This node's part of the carrier's binds and throughput (smsc.cluster): all of them
+        # until the cluster says otherwise.
+        self.tps: float = config.tps
+        self.allowed = 0  # how many of the factories keep a bind
         self.throttled = 0  # how many times it said slow down
         self._paused_until = 0.0
         self._backoff = 0.0
@@ -90,7 +94,7 @@ class Carrier:
     def room(self) -> int:
         """How many more parts it is worth giving it now: a second of its throughput, less
         what it has queued already."""
-        return self.config.tps - len(self.queue) if self.bound else 0
+        return int(self.tps) - len(self.queue) if self.bound else 0
 
     def enqueue(self, parts: list[Part]) -> None:
         for part in parts:
@@ -201,9 +205,9 @@ class Carrier:
         recent, edge = self._recent, now - _RATE_WINDOW
         while recent and recent[0][0] <= edge:
             self._recent_cost -= recent.popleft()[1]
-        if not recent or self._recent_cost + cost <= self.config.tps:
+        if not recent or self._recent_cost + cost <= self.tps:
             return 0.0
-        left, target = self._recent_cost, max(0, self.config.tps - cost)
+        left, target = self._recent_cost, max(0, self.tps - cost)
         for sent_at, spent in recent:
             left -= spent
             if left <= target:  # once this one leaves the second, the part fits
@@ -222,14 +226,21 @@ class Carrier:
         if self._wakeup is None or not self._wakeup.active():
             self._wakeup = self.clock.callLater(max(_MIN_WAIT, delay), self.pump)
 
+    def allow(self, binds: int, reactor) -> None:
+        """Keep `binds` of the carrier's binds (the slots this node holds): the first ones
+        connect, the others unbind and stop reconnecting."""
+        binds = min(binds, len(self.factories))
+        for factory in self.factories[self.allowed : binds]:
+            factory.start(reactor)
+        for factory in self.factories[binds : self.allowed]:
+            factory.halt()
+        self.allowed = binds
+
     def stop(self) -> None:
         """Stop reconnecting and unbind the links."""
         if self._wakeup is not None and self._wakeup.active():
             self._wakeup.cancel()
-        for factory in self.factories:
-            factory.stopTrying()
-        for link in list(self.links):
-            link.unbind()
+        self.allow(0, None)
 
 
 class CarrierLink(SessionProtocol):
@@ -308,9 +319,17 @@ class LinkFactory(ReconnectingClientFactory):
         self.link = link
         return link
 
-    def connect(self, reactor) -> None:
+    def start(self, reactor) -> None:
+        self.continueTrying = True
+        self.resetDelay()
         c = self.carrier.config
         reactor.connectTCP(c.host, c.port, self, timeout=10)
+
+    def halt(self) -> None:
+        """Unbind, and stop reconnecting."""
+        self.stopTrying()
+        if self.link is not None:
+            self.link.unbind()
 
 
 def _status_name(status: int) -> str:

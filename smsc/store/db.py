@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+NODE = "smsc.node"  # the writer connection's node id, in Connection.info: claims record it
 
 
 class SchemaBehind(Exception):

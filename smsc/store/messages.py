@@ -9,7 +9,8 @@ from itertools import chain
 from sqlalchemy import Connection, Integer, func, or_, select, update
 
 from ..protocol.constants import MessageState, Status
-from .schema import message_parts, messages
+from .notify import QUEUE, notify
+from .schema import ID_BLOCK, message_parts, messages
 
 
 class State(StrEnum):
@@ -102,6 +103,7 @@ class Message:
     attempts: int
     error: int | None
     origin: int = 0  # ORIGIN_CLIENT, or ORIGIN_SWITCH for an automatic reply
+    node_id: int | None = None  # the node that claimed it last
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:
@@ -112,6 +114,7 @@ def insert_rows(conn: Connection, rows: list[tuple]) -> None:
     else:
         marks = ", ".join(["%s"] * len(COLUMNS))
         conn.exec_driver_sql(f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES ({marks})", rows)
+        notify(conn, QUEUE)
 
 
 ALLOCATE = "smsc.allocate"  # the writer connection's id allocator, in Connection.info
@@ -149,6 +152,16 @@ def insert_sqlite(dbapi_connection, rows: list[tuple]) -> None:
 
 def next_id(conn: Connection) -> int:
     return (conn.execute(select(func.max(messages.c.id))).scalar() or 0) + 1
+
+
+def catch_up_sequence(conn: Connection) -> None:
+    """PostgreSQL: move the id sequence past rows stored without it (an import, a restore),
+    never back, and never into a block a node may be using."""
+    conn.exec_driver_sql(
+        "SELECT setval('message_ids', s.m, false) "
+        "FROM (SELECT MAX(id) + 1 AS m FROM messages) AS s, message_ids AS q "
+        f"WHERE s.m > CASE WHEN q.is_called THEN q.last_value + {ID_BLOCK} ELSE q.last_value END"
+    )
 
 
 def get(conn: Connection, message_id: int) -> Message | None:

@@ -2,14 +2,16 @@
 
 A row is PENDING until a node with a receiver bind of its account claims it (SENDING); the
 client's deliver_sm_resp makes it DONE, a failure makes it PENDING again a little later, and
-one that waited longer than the retention ends EXPIRED. At-least-once: a node that stops with
-rows SENDING gives them back at its next start.
+one that waited longer than the retention ends EXPIRED. At-least-once: rows a node left SENDING
+go back to PENDING when it starts again, or when another node finds it dead (store.nodes).
 """
 
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
+from .db import NODE
+from .notify import OUTBOX, notify
 from .schema import outbox
 
 PENDING, SENDING, DONE, EXPIRED = "PENDING", "SENDING", "DONE", "EXPIRED"
@@ -48,13 +50,7 @@ def add(conn: Connection, rows: list[tuple]) -> None:
     statement's per-row work costs more than the insert itself."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     conn.exec_driver_sql(_ADD.replace("?", mark), rows)
-
-
-def release_in_flight(conn: Connection, now: float) -> int:
-    result = conn.execute(
-        update(outbox).where(outbox.c.state == SENDING).values(state=PENDING, due_at=now)
-    )
-    return result.rowcount
+    notify(conn, OUTBOX)
 
 
 def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> list[Item]:
@@ -80,7 +76,7 @@ def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> l
     rows = conn.execute(
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
-        .values(state=SENDING, attempts=outbox.c.attempts + 1)
+        .values(state=SENDING, attempts=outbox.c.attempts + 1, node_id=conn.info.get(NODE))
         .returning(*_COLUMNS)
     ).all()
     return sorted((Item(*row) for row in rows), key=lambda item: item.id)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT, Status
 from . import optouts, outbox
-from .db import chunks
+from .db import NODE, chunks
 from .messages import FINAL, ORIGIN_CLIENT, Message, State, unindexed
 from .schema import message_parts, messages
 
@@ -51,17 +51,6 @@ class Due:
 _DUE_COLUMNS = [messages.c[name] for name in Due.__slots__ if name != "ported_to"]
 
 
-def release_in_flight(conn: Connection, now: float) -> int:
-    """At start: messages that were on their way when the process stopped go back to the queue
-    (at-least-once: a carrier may have taken some of them already)."""
-    result = conn.execute(
-        update(messages)
-        .where(messages.c.state == State.SENDING)
-        .values(state=State.ACCEPTED, due_at=now, updated_at=now)
-    )
-    return result.rowcount
-
-
 def claim(
     conn: Connection, now: float, limit: int, ported, how: "Settle", first: int = 0
 ) -> list[Due]:
@@ -79,7 +68,12 @@ def claim(
     rows = conn.execute(
         update(messages)
         .where(messages.c.id.in_(ids), unindexed(messages.c.state) == State.ACCEPTED)
-        .values(state=State.SENDING, updated_at=now, attempts=messages.c.attempts + 1)
+        .values(
+            state=State.SENDING,
+            updated_at=now,
+            attempts=messages.c.attempts + 1,
+            node_id=conn.info.get(NODE),
+        )
         .returning(*_DUE_COLUMNS, messages.c.expires_at)
     ).all()
     expired = [row.id for row in rows if row.expires_at <= now]
@@ -226,7 +220,11 @@ def put_back(conn: Connection, ids: list[int], due_at: float, now: float) -> Non
     hours) wait in the queue again until `due_at` — or until they expire, if that is sooner."""
     conn.execute(
         update(messages)
-        .where(messages.c.id.in_(ids), unindexed(messages.c.state) == State.SENDING)
+        .where(
+            messages.c.id.in_(ids),
+            unindexed(messages.c.state) == State.SENDING,
+            messages.c.node_id.is_not_distinct_from(conn.info.get(NODE)),
+        )
         .values(
             state=State.ACCEPTED,
             due_at=case((messages.c.expires_at < due_at, messages.c.expires_at), else_=due_at),
@@ -267,8 +265,15 @@ def record_taken(
     conn: Connection, parts: list[tuple], sent: list[tuple[int, str]], how: Settle
 ) -> None:
     """What carriers took since the last flush, in one go: a message must never be ENROUTE
-    without the parts its receipts will be matched against."""
-    record_parts(conn, parts, how.now)
+    without the parts its receipts will be matched against. Only the parts of messages this
+    node still holds: another that took them over records its own."""
+    if parts:
+        held = set()
+        for chunk in chunks(list({p[0] for p in parts})):
+            held.update(
+                conn.execute(_SENDING, {"ids": chunk, "node": conn.info.get(NODE)}).scalars()
+            )
+        record_parts(conn, [p for p in parts if p[0] in held], how.now)
     mark_sent(conn, sent, how)
 
 
@@ -279,7 +284,10 @@ def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> Non
         return
     for carrier, ids in _grouped(sent).items():
         for chunk in chunks(ids):
-            conn.execute(_MARK_SENT, {"ids": chunk, "to": carrier, "now": how.now})
+            conn.execute(
+                _MARK_SENT,
+                {"ids": chunk, "to": carrier, "now": how.now, "node": conn.info.get(NODE)},
+            )
     # Receipts may have come for some parts already (a fast carrier): settle those messages.
     early = conn.execute(_EARLY, {"ids": [m for m, _ in sent]}).scalars().all()
     _settle(conn, early, how)
@@ -289,7 +297,8 @@ def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> N
     """Carriers refused these messages for good: (message_id, carrier, status)."""
     if not failed:
         return
-    sending = set(conn.execute(_SENDING, {"ids": [m for m, _, _ in failed]}).scalars())
+    asked = {"ids": [m for m, _, _ in failed], "node": conn.info.get(NODE)}
+    sending = set(conn.execute(_SENDING, asked).scalars())
     failed = [f for f in failed if f[0] in sending]
     if not failed:
         return
@@ -364,7 +373,18 @@ def _find_part(sent, carrier: str, candidates: tuple[str, ...], number: str, now
     other way round, so: the parts still waiting for a receipt come before settled ones (a
     carrier repeating itself), a part sent to the number the receipt is about before one that
     was not, the exact form of the id before converted ones, and the newest part last."""
-    rows = [(rank, row) for rank, c in enumerate(candidates) for row in sent.get((carrier, c), ())]
+    # A converted form never takes a part that is settled or went to another number: that
+    # is another message's id in the other base, not a late recording of this one's.
+    rows = [
+        (rank, row)
+        for rank, c in enumerate(candidates)
+        for row in sent.get((carrier, c), ())
+        if rank == 0
+        or (
+            now_state.get((row.message_id, row.seq), row.state) not in FINAL
+            and (not number or row.destination == number)
+        )
+    ]
     if not rows:
         return None
     return min(
@@ -451,9 +471,12 @@ def _ids(column):
 
 # The statements of settling, built once: building Core statements costs more than running
 # them on a batch of receipts.
+# A node writes down only what it still holds: a node taken for dead (no heartbeat for a
+# lease) finds its claims given to another, and leaves them to it.
+_CLAIMED = messages.c.node_id.is_not_distinct_from(bindparam("node"))
 _MARK_SENT = (
     update(messages)
-    .where(_ids(messages.c.id), messages.c.state == State.SENDING)
+    .where(_ids(messages.c.id), messages.c.state == State.SENDING, _CLAIMED)
     .values(state=State.ENROUTE, carrier=bindparam("to"), updated_at=bindparam("now"))
 )
 _EARLY = (
@@ -461,7 +484,9 @@ _EARLY = (
     .where(_ids(message_parts.c.message_id), message_parts.c.state.in_(FINAL))
     .distinct()
 )
-_SENDING = select(messages.c.id).where(_ids(messages.c.id), messages.c.state == State.SENDING)
+_SENDING = select(messages.c.id).where(
+    _ids(messages.c.id), messages.c.state == State.SENDING, _CLAIMED
+)
 _REJECT = (
     update(messages)
     .where(messages.c.id == bindparam("mid"), messages.c.state == State.SENDING)

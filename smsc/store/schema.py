@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Sequence,
     SmallInteger,
     String,
     Table,
@@ -97,6 +98,11 @@ inbox_parts = Table(
     Index("inbox_parts_message", "source", "destination", "ref"),
 )
 
+# Message ids on PostgreSQL: each node's writer takes a block of BLOCK at a time (SQLite has
+# one node, whose writer counts on its own).
+ID_BLOCK = 1024
+message_ids = Sequence("message_ids", increment=ID_BLOCK, metadata=metadata)
+
 # One row per message and destination: the queue itself (state, due_at) and its history.
 messages = Table(
     "messages",
@@ -127,6 +133,7 @@ messages = Table(
     Column("attempts", SmallInteger, nullable=False, server_default="0"),
     Column("error", Integer),  # the carrier's status or receipt error code, when it failed
     Column("origin", SmallInteger, nullable=False, server_default="0"),  # 0 a client, 1 the switch
+    Column("node_id", Integer),  # the node that claimed it last
     Index("messages_queue", "state", "account_id", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
     Index(
@@ -174,6 +181,7 @@ outbox = Table(
     Column("created_at", Float, nullable=False),
     Column("due_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("node_id", Integer),  # the node that claimed it last
     Index("outbox_queue", "state", "account_id", "due_at"),
 )
 
@@ -192,4 +200,29 @@ mnp = Table(
     metadata,
     Column("number", String(15), primary_key=True),
     Column("carrier", String(32), nullable=False),
+)
+
+# The smsc processes serving this store. Each beats its heartbeat; what a node claimed (rows
+# SENDING with its node_id) goes back to the queue once its heartbeat is older than the lease.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+# Slots of a limit the cluster shares, each held by one node until it gives it back or its
+# lease runs out: a carrier's binds (kind "carrier", key its name), an account's binds
+# ("account", its id).
+leases = Table(
+    "leases",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("node_id", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("leases_node", "node_id"),
 )

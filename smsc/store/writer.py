@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import messages, optouts
+from .db import NODE
+from .schema import ID_BLOCK, message_ids
 
 _STOP = object()
 _log = Logger()
@@ -51,6 +53,11 @@ class _JobFailed(Exception):
     """A job raised in a batch run without savepoints: run the batch again with them."""
 
 
+def _chain(result, d: Deferred):
+    d.callback(None)
+    return result
+
+
 class Writer:
     def __init__(self, engine: Engine, reactor, after_batch: Callable[[], None] | None = None):
         self._engine = engine
@@ -58,23 +65,33 @@ class Writer:
         self._after_batch = after_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="smsc-writer", daemon=True)
-        self._stopped: Deferred | None = None
+        self._ended = Deferred()  # fired on the reactor once the thread has finished
+        self._stop_asked = False
         self._next_id = 0
+        self._block_end = 0  # PostgreSQL: the end of the block of ids taken from the sequence
+        self._conn = None
         self._sqlite = engine.dialect.name == "sqlite"
+        self.node_id: int | None = None  # the node the claims it runs are recorded for
         self.batches = 0  # how many transactions committed, for the benchmark and tests
 
     def start(self) -> None:
-        with self._engine.connect() as conn:
-            self._next_id = messages.next_id(conn)
+        with self._engine.begin() as conn:
+            if self._sqlite:  # one node: it counts on its own
+                self._next_id = messages.next_id(conn)
+            else:
+                messages.catch_up_sequence(conn)
         self._thread.start()
 
     def stop(self) -> Deferred:
-        """Finish what is queued, then end the thread."""
+        """Finish what is queued, then end the thread. Asked again, waits for the same end."""
         if self._thread.ident is not None and not self._thread.is_alive():
-            return succeed(None)  # it died: nothing would ever answer the stop
-        self._stopped = Deferred()
-        self._queue.put(_STOP)
-        return self._stopped
+            return succeed(None)  # it ended, or died: nothing more will come from it
+        if not self._stop_asked:
+            self._stop_asked = True
+            self._queue.put(_STOP)
+        d = Deferred()
+        self._ended.addCallback(_chain, d)
+        return d
 
     def insert(
         self, rows: list[tuple], callback: Callable[[Any], None], hashes: list | None = None
@@ -98,8 +115,9 @@ class Writer:
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        conn = self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
         conn.info[messages.ALLOCATE] = self._allocate  # for jobs that store messages
+        conn.info[NODE] = self.node_id
         sqlite = self._sqlite
         stop = False
         while not stop:
@@ -123,7 +141,7 @@ class Writer:
                 except Exception:
                     _log.failure("WAL checkpoint failed; the next one will try again")
         conn.close()
-        self._reactor.callFromThread(self._stopped.callback, None)
+        self._reactor.callFromThread(self._ended.callback, None)
 
     def _commit(self, conn, jobs: list) -> list[tuple[Callable, Any]]:
         try:
@@ -140,10 +158,21 @@ class Writer:
         return done
 
     def _allocate(self, n: int) -> int:
-        """The first of n new message ids."""
+        """The first of n new message ids, in a row."""
+        if not self._sqlite and self._next_id + n > self._block_end:
+            # The nodes share the sequence, a block at a time (SQLite has one node: it counts).
+            assert n <= ID_BLOCK
+            self._next_id = self._conn.execute(select(message_ids.next_value())).scalar()
+            self._block_end = self._next_id + ID_BLOCK
         first = self._next_id
         self._next_id += n
         return first
+
+    def _rewind(self, ids_at: tuple[int, int]) -> None:
+        """The ids given in a failed run are given again: from where it started, or from the
+        start of the block it took (taken from the sequence for good, rollback or not)."""
+        next_id, block_end = ids_at
+        self._next_id = next_id if self._block_end == block_end else self._block_end - ID_BLOCK
 
     def _number(self, job: _Insert, refused: set) -> tuple[list[tuple], list[int | None]]:
         """Give the job's rows their ids (None for the refused); the rows of one submit_multi
@@ -176,7 +205,7 @@ class Writer:
         """The hot path on SQLite: only submits, in the driver's own transaction (SQLAlchemy's
         transaction machinery costs more than the inserts of a small batch)."""
         done, rows = [], []
-        first_id = self._next_id
+        ids_at = self._next_id, self._block_end
         dbapi_connection.execute("BEGIN IMMEDIATE")
         try:
             wanted = self._wanted(jobs)
@@ -190,7 +219,7 @@ class Writer:
             messages.insert_sqlite(dbapi_connection, rows)
             dbapi_connection.execute("COMMIT")
         except BaseException:
-            self._next_id = first_id
+            self._rewind(ids_at)
             if dbapi_connection.in_transaction:
                 dbapi_connection.execute("ROLLBACK")
             raise
@@ -200,11 +229,11 @@ class Writer:
         """The batch in one transaction. Savepoints cost a statement or two a job, so the
         batch first runs without them; only when a job fails is it run again with one a job,
         so that the failing job does not take the others down."""
-        first_id = self._next_id
+        ids_at = self._next_id, self._block_end
         try:
             return self._run_jobs(conn, jobs, isolate=False)
         except _JobFailed:
-            self._next_id = first_id
+            self._rewind(ids_at)
             return self._run_jobs(conn, jobs, isolate=True)
 
     def _run_jobs(self, conn, jobs: list, isolate: bool) -> list[tuple[Callable, Any]]:

@@ -176,7 +176,8 @@ def test_healthz_and_status(switch, raw_client):
     status, body = http(switch, "/status")
     assert status == 200
     found = json.loads(body)
-    assert set(found) == {"carriers", "binds"}
+    assert set(found) == {"carriers", "binds", "node"}
+    assert found["node"]["live"] == 1 and found["node"]["name"]
     assert [c["name"] for c in found["carriers"]] == ["alpha", "beta"]
     for c in found["carriers"]:
         assert set(c) == {"name", "links", "bound", "binds", "throttled"}
@@ -208,4 +209,6 @@ def test_healthz_without_carriers(smsc_factory):
     _metrics_address(server)
     assert http(server, "/healthz") == (503, "no carrier configured\n")
     status, body = http(server, "/status")
-    assert status == 200 and json.loads(body) == {"carriers": [], "binds": {}}
+    found = json.loads(body)
+    assert status == 200 and (found["carriers"], found["binds"]) == ([], {})
+    assert found["node"]["live"] == 1
