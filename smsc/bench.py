@@ -13,29 +13,39 @@ carried it to the read that brought its response back.
 
 Both servers run as subprocesses so that the peak RSS reported is theirs alone:
 - the switch (`smsc serve` on a temporary config: a SQLite file in a temporary directory,
-  port 0, a `bench` account), unless `--target` points at one already running;
+  port 0, a `bench` account), unless `--target` points at one already running. With
+  `--store-url` on PostgreSQL, the run gets a schema of its own in that database (the
+  migrations run in it; it is dropped at the end), so that no run sees another's rows;
 - the echo server (`python -m smsc.bench_echo`): the same reactor and codec, no session state
   machine, no validation, no store. Its rate is the protocol ceiling; `ratio` is the switch's
   rate over it.
 
 Each side is warmed up (`warmup` messages, not counted) before the measured run.
 
+`--nodes N` (submit and e2e): N `smsc serve` nodes (`[cluster] node = "bench-<i>"`, each on a
+port of its own) share the PostgreSQL store, and the load generator's binds go round robin
+over them. `peak_rss_mib` and `switch_cpu_pct` are the nodes' together, `node_peak_rss_mib`
+and `node_cpu_pct` each one's (CPU over the measured run, in % of one core).
+
 `--mode e2e`: clients → switch → simulated carriers → receipts back to the clients. The switch
 runs on a temporary config with `--carriers` carriers (orange, sfr, bouygues, …; carrier i
 takes the prefix 336<i+1>, and the destinations cycle over them), each with `--carrier-binds`
-binds of `--carrier-window`, a `--carrier-tps` cap high enough not to be the limit, and
-receipts after `--dlr-delay`. The simulators run in the switch's process (`simulate = true`,
-the default: on this 2-core machine it measured the same rate as separate processes, with
-fewer processes to start) or as `smsc carrier-sim` processes (`--simulators out`). The same
-load generator binds as transceivers and submits with registered_delivery = 1, each bind
-keeping at most `window` submit_sm unanswered and all of them at most `--pending` messages not
-yet receipted (a closed loop: the latency is about pending ÷ rate). It maps each
-submit_sm_resp's message_id to its send time, answers every deliver_sm at once, and reads our
-id from the receipt's receipted_message_id (or its text's `id:`). The rate is the messages
-receipted ÷ the time from the first submit to the last receipt; the run ends when every
-accepted message has its receipt, or after `--timeout` seconds without a response or a
-receipt (`complete` false, `missing` counted). CPU shares are in % of one core; the switch's
-is also given per message, which the other load on a shared machine moves less than the rate.
+binds (2 per node by default; the nodes share them out) of `--carrier-window`, a
+`--carrier-tps` cap high enough not to be the limit, and receipts after `--dlr-delay`. The
+simulators run in the switch's process (`simulate = true`, the default for one node: on this
+2-core machine it measured the same rate as separate processes, with fewer processes to
+start) or as `smsc carrier-sim` processes (`--simulators out`, which all the nodes share, and
+the only way with more than one). The run starts once every node holds its part of each
+carrier's binds. The same load generator binds as transceivers and submits with
+registered_delivery = 1, each bind keeping at most `window` submit_sm unanswered and all of
+them at most `--pending` messages not yet receipted (a closed loop: the latency is about
+pending ÷ rate). It maps each submit_sm_resp's message_id to its send time, answers every
+deliver_sm at once, and reads our id from the receipt's receipted_message_id (or its text's
+`id:`), whichever bind (or node) it came by. The rate is the messages receipted ÷ the time
+from the first submit to the last receipt; the run ends when every accepted message has its
+receipt, or after `--timeout` seconds without a response or a receipt (`complete` false,
+`missing` counted). CPU shares are in % of one core; the switch's is also given per message,
+which the other load on a shared machine moves less than the rate.
 
 `--mode schedule` (in `smsc.bench_schedule`): the same switch and in-process carriers, each
 with its HTTP control endpoint; the load generator submits `--messages` (1,000,000 by
@@ -101,12 +111,15 @@ class Options:
     password: str = PASSWORD
     pid: int | None = None  # the target's, for its peak RSS
     store_url: str | None = None  # None: a SQLite file in a temporary directory
+    nodes: int = 1  # `smsc serve` processes on the store (PostgreSQL for more than one)
     ceiling: bool = True  # also measure the echo server
     timeout: float = 60.0  # seconds without any response before giving up
     # --mode e2e
     carriers: int = 3  # simulated carriers; the destinations cycle over them
-    simulators: str = "in"  # "in": in the switch's process (simulate = true); "out": processes
-    carrier_binds: int = 2  # the switch's binds to each carrier
+    # "in": in the switch's process (simulate = true); "out": processes; None: "in" for one
+    # node, "out" for more (each node would start the in-process ones on the same ports)
+    simulators: str | None = None
+    carrier_binds: int | None = None  # the switch's binds to each carrier; None: 2 per node
     carrier_window: int = 100  # outstanding submit_sm per carrier bind
     carrier_tps: int = 100_000  # each carrier's cap in the switch's config (not the limit)
     dlr_delay: float = 0.1  # seconds before a simulated carrier sends its receipt
@@ -173,10 +186,11 @@ def _template(
 class _Bind:
     """One client connection and what it has outstanding (sequence → send time)."""
 
-    __slots__ = ("sock", "sequence", "sent", "rest", "out", "writing")
+    __slots__ = ("sock", "address", "sequence", "sent", "rest", "out", "writing")
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, address: tuple[str, int]):
         self.sock = sock
+        self.address = address
         self.sequence = 0
         self.sent: dict[int, int] = {}
         self.rest = b""
@@ -196,8 +210,10 @@ class LoadGenerator:
         registered_delivery: int = 0,
         numbers: list[bytes] | None = None,
         schedule: str = "",
+        others: tuple[tuple[str, int], ...] = (),
     ):
-        self.address = (host, port)
+        """`others`: more nodes of the switch; the binds go round robin over them all."""
+        self.addresses = [(host, port), *others]
         self.window = window
         self.timeout = timeout
         self._nbinds = binds
@@ -214,17 +230,18 @@ class LoadGenerator:
     # -- bind and unbind ---------------------------------------------------------------
 
     def bind(self, system_id: str, password: str) -> None:
-        for _ in range(self._nbinds):
-            sock = socket.create_connection(self.address, timeout=self.timeout)
+        for i in range(self._nbinds):
+            address = self.addresses[i % len(self.addresses)]
+            sock = socket.create_connection(address, timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._binds.append(_Bind(sock))  # closed by close() even if the bind fails
+            self._binds.append(_Bind(sock, address))  # closed by close() even if the bind fails
             params = {"system_id": system_id, "password": password, "interface_version": 0x34}
             sock.sendall(encode(Pdu(Command.bind_transceiver, 1, 0, params)))
             resp = decode(_read_pdu(sock))
             if not isinstance(resp, Pdu) or resp.command is not Command.bind_transceiver_resp:
-                raise BenchError(f"bind to {self.address}: unexpected answer {resp!r}")
+                raise BenchError(f"bind to {address}: unexpected answer {resp!r}")
             if resp.status:
-                raise BenchError(f"bind to {self.address} refused: {_status_name(resp.status)}")
+                raise BenchError(f"bind to {address} refused: {_status_name(resp.status)}")
         for b in self._binds:
             b.sequence = 1
             b.sock.setblocking(False)
@@ -317,7 +334,7 @@ class LoadGenerator:
         except BlockingIOError:
             sent = 0
         except OSError as e:
-            raise BenchError(f"connection to {self.address} failed: {e}") from None
+            raise BenchError(f"connection to {b.address} failed: {e}") from None
         if sent < len(data):
             b.out = data[sent:]
             if not b.writing:
@@ -339,9 +356,9 @@ class LoadGenerator:
         except BlockingIOError:
             return 0, 0
         except OSError as e:
-            raise BenchError(f"connection to {self.address} failed: {e}") from None
+            raise BenchError(f"connection to {b.address} failed: {e}") from None
         if not data:
-            raise BenchError(f"{self.address} closed the connection")
+            raise BenchError(f"{b.address} closed the connection")
         now = time.perf_counter_ns()
         if b.rest:
             data = b.rest + data
@@ -352,7 +369,7 @@ class LoadGenerator:
         while size - pos >= 16:
             length, command, status, seq = unpack(data, pos)
             if length < 16:
-                raise BenchError(f"{self.address} sent a PDU of command_length {length}")
+                raise BenchError(f"{b.address} sent a PDU of command_length {length}")
             if size - pos < length:
                 break
             if command in (_SUBMIT_RESP, _GENERIC_NACK):
@@ -369,7 +386,7 @@ class LoadGenerator:
             elif command == _ENQUIRE_LINK:
                 self._write(b, _HEADER.pack(16, _ENQUIRE_LINK | 0x80000000, 0, seq))
             elif command == _UNBIND:
-                raise BenchError(f"{self.address} unbound the session")
+                raise BenchError(f"{b.address} unbound the session")
             pos += length
         b.rest = data[pos:]
         return answered, ok
@@ -508,18 +525,87 @@ def _count_rows(url: str, state: str | None = None) -> int:
         engine.dispose()
 
 
-def _start_switch(workdir: Path, url: str, window: int) -> _Process:
-    config = workdir / "bench.toml"
-    config.write_text(
-        "[smpp]\n"
-        'host = "127.0.0.1"\n'
-        "port = 0\n"
-        f"window = {max(window, 50)}\n"
-        "\n[store]\n"
-        f"url = {_toml_string(url)}\n"
+@contextlib.contextmanager
+def _store(opts: Options, workdir: Path):
+    """The switch's store for one run, as (url, whether it is the bench's own): a SQLite file in
+    `workdir` by default; on PostgreSQL, a schema of its own in the database `--store-url`
+    names, dropped afterwards, so that no run sees another's rows (nor the database's tables);
+    a SQLite url as it is."""
+    if opts.store_url is None:
+        yield f"sqlite:///{workdir / 'bench.db'}", True
+        return
+    if store_kind(opts.store_url) != "postgresql":
+        yield opts.store_url, False
+        return
+    from sqlalchemy import make_url, text
+
+    from .store import db
+
+    schema = f"smsc_bench_{os.getpid()}_{time.time_ns()}"
+    admin = db.make_engine(opts.store_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        # Also the connections' application_name: any left open are ended before the drop.
+        query = {"options": f"-csearch_path={schema}", "application_name": schema}
+        try:
+            url = make_url(opts.store_url).update_query_dict(query)
+            yield url.render_as_string(hide_password=False), True
+        finally:
+            with admin.begin() as conn:
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :s"
+                    ),
+                    {"s": schema},
+                )
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    finally:
+        admin.dispose()
+
+
+def _node_config(url: str, window: int, node: int) -> list[str]:
+    """The config lines each node starts with: a free port (read from its log), the store, and
+    a name of its own among the nodes."""
+    return [
+        "[smpp]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        f"window = {max(window, 50)}",
+        "",
+        "[store]",
+        f"url = {_toml_string(url)}",
+        "",
+        "[cluster]",
+        f'node = "bench-{node}"',
+    ]
+
+
+def _start_node(workdir: Path, config: str, node: int) -> _Process:
+    path = workdir / f"bench-{node}.toml"
+    path.write_text(config)
+    argv = [sys.executable, "-c", "from smsc.cli import main; main()", "--config", str(path)]
+    return _Process(
+        f"smsc serve bench-{node}",
+        argv + ["serve"],
+        workdir / f"serve-{node}.log",
+        listening=_SWITCH_LISTENING,
     )
-    argv = [sys.executable, "-c", "from smsc.cli import main; main()", "--config", str(config)]
-    return _Process("smsc serve", argv + ["serve"], workdir / "serve.log")
+
+
+def _start_nodes(cleanup: contextlib.ExitStack, workdir: Path, configs: list[str]) -> list:
+    """One node per config, each stopped by `cleanup`."""
+    nodes = []
+    for i, config in enumerate(configs):
+        nodes.append(_start_node(workdir, config, i))
+        cleanup.callback(nodes[-1].stop)
+    return nodes
+
+
+def _logs(nodes: list[_Process]) -> str:
+    """The end of each node's log, for an error."""
+    return "".join(f"\n-- {node.name} log --\n{node.tail()}" for node in nodes)
 
 
 def _start_echo(workdir: Path) -> _Process:
@@ -540,25 +626,67 @@ def store_kind(url: str | None) -> str:
 # -- the whole benchmark ---------------------------------------------------------------------
 
 
-def _load(opts: Options, host: str, port: int, system_id: str, password: str, warmup: int):
-    gen = LoadGenerator(host, port, opts.binds, opts.window, opts.timeout)
+def _load(opts: Options, addresses: list, system_id: str, password: str, warmup: int, pids=()):
+    """The measured run, the binds round robin over `addresses`; and the CPU seconds each of
+    `pids` spent in it."""
+    gen = LoadGenerator(
+        *addresses[0], opts.binds, opts.window, opts.timeout, others=tuple(addresses[1:])
+    )
     try:
         gen.bind(system_id, password)
         if warmup:
             gen.run(warmup)
-        return gen.run(opts.messages)
+        cpu0 = [_cpu_seconds(pid) for pid in pids]
+        phase = gen.run(opts.messages)
+        return phase, _cpu_since(cpu0, pids)
     finally:
         gen.close()
 
 
-def run(opts: Options) -> dict:
-    """Run the benchmark; the one JSON-able dict it prints."""
+def check_nodes(opts: Options) -> None:
+    if opts.nodes < 1:
+        raise BenchError("--nodes must be at least 1")
+    if opts.nodes == 1:
+        return
+    if opts.mode not in ("submit", "e2e"):
+        raise BenchError(f"--nodes: --mode submit or e2e, not {opts.mode}")
+    if opts.target is not None:
+        raise BenchError("--nodes starts its own switch: no --target")
+    if store_kind(opts.store_url) != "postgresql":
+        raise BenchError(
+            "--nodes: the nodes share a PostgreSQL store (--store-url postgresql+psycopg://…); "
+            "a SQLite store serves one node"
+        )
+    if opts.binds < opts.nodes:
+        raise BenchError("--binds must be at least --nodes (the binds go round robin over them)")
+    if opts.mode == "e2e" and opts.simulators != "out":
+        raise BenchError("--nodes: --simulators out (each node would start its own on one port)")
+    if opts.mode == "e2e" and opts.carrier_binds < opts.nodes:
+        raise BenchError(
+            "--carrier-binds must be at least --nodes (a carrier's binds are shared out among "
+            "the nodes)"
+        )
+
+
+def resolve(opts: Options) -> Options:
+    """The options with their defaults filled in, checked."""
     if opts.mode not in MESSAGES:
         raise BenchError(f"unknown mode {opts.mode!r}")
     if opts.messages is None:
         opts = dataclasses.replace(opts, messages=MESSAGES[opts.mode])
+    if opts.simulators is None:
+        opts = dataclasses.replace(opts, simulators="out" if opts.nodes > 1 else "in")
+    if opts.carrier_binds is None:
+        opts = dataclasses.replace(opts, carrier_binds=2 * opts.nodes)
     if opts.binds < 1 or opts.window < 1 or opts.messages < 1:
         raise BenchError("--binds, --window and --messages must be at least 1")
+    check_nodes(opts)
+    return opts
+
+
+def run(opts: Options) -> dict:
+    """Run the benchmark; the one JSON-able dict it prints."""
+    opts = resolve(opts)
     if opts.mode == "schedule":
         from .bench_schedule import run_schedule
 
@@ -572,54 +700,56 @@ def run(opts: Options) -> dict:
         if not host or not port_text.isdigit():
             raise BenchError(f"--target {opts.target!r} is not HOST:PORT")
         target = (host, int(port_text))
-    workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
-    url = opts.store_url or f"sqlite:///{workdir / 'bench.db'}"
-    switch = echo = None
     result: dict = {
         "mode": opts.mode,
+        "nodes": opts.nodes,
         "binds": opts.binds,
         "window": opts.window,
         "messages": opts.messages,
         "warmup": warmup,
         "python": ".".join(map(str, sys.version_info[:3])),
-        "store": store_kind(url if opts.target is None else opts.store_url),
+        "store": store_kind(opts.store_url or (None if target else "sqlite")),
     }
-    try:
+    with contextlib.ExitStack() as cleanup:  # in reverse: the servers, the store, the directory
+        workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         # The ceiling first: the switch's store then starts the measured run as it would.
         if opts.ceiling:
             echo = _start_echo(workdir)
-            ceiling = _load(opts, *echo.address, "echo", "echo", warmup)
+            cleanup.callback(echo.stop)
+            ceiling, _ = _load(opts, [echo.address], "echo", "echo", warmup)
             ceiling_rss = peak_rss_mib(echo.pid)
             echo.stop()
-        if opts.target is None:
+        nodes: list[_Process] = []
+        if target is None:
+            url, ours = cleanup.enter_context(_store(opts, workdir))
             _prepare_store(url, opts.binds)
-            switch = _start_switch(workdir, url, opts.window)
-            host, port = switch.address
-            pid: int | None = switch.pid
+            configs = [_node_config(url, opts.window, i) for i in range(opts.nodes)]
+            nodes = _start_nodes(cleanup, workdir, ["\n".join(c) + "\n" for c in configs])
+            addresses, pids = [node.address for node in nodes], [node.pid for node in nodes]
             system_id, password = SYSTEM_ID, PASSWORD
         else:
-            host, port = target
-            pid, system_id, password = opts.pid, opts.system_id, opts.password
+            ours, addresses, pids = False, [target], [opts.pid] if opts.pid else []
+            system_id, password = opts.system_id, opts.password
         try:
-            phase = _load(opts, host, port, system_id, password, warmup)
+            phase, cpu = _load(opts, addresses, system_id, password, warmup, pids)
         except BenchError as e:
-            if switch is not None:
-                raise BenchError(f"{e}\n-- smsc serve log --\n{switch.tail()}") from None
-            raise
-        rss = peak_rss_mib(pid) if pid else None
-        if switch is not None:
-            switch.stop()
-            if opts.store_url is None:
-                result["stored"] = _count_rows(url)
+            raise BenchError(f"{e}{_logs(nodes)}") from None
+        rss = [peak_rss_mib(pid) for pid in pids]
+        for node in nodes:
+            node.stop()
+        if ours:
+            result["stored"] = _count_rows(url)
         result.update(
             accepted=phase.accepted,
             refused={_status_name(s): n for s, n in sorted(phase.refused.items(), key=str)},
             accepted_per_s=round(phase.rate),
             p50_ms=_round(phase.percentile_ms(0.50)),
             p99_ms=_round(phase.percentile_ms(0.99)),
-            peak_rss_mib=rss,
+            peak_rss_mib=_round(_sum(rss)),  # the nodes' together
             elapsed_s=round(phase.elapsed, 3),
             client_cpu_pct=round(100 * phase.client_cpu / phase.elapsed, 1),
+            **_node_fields(rss, cpu, phase.elapsed),
         )
         if opts.ceiling:
             result.update(
@@ -631,11 +761,21 @@ def run(opts: Options) -> dict:
                 ratio=round(phase.rate / ceiling.rate, 3) if ceiling.rate else None,
             )
         return result
-    finally:
-        for process in (echo, switch):
-            if process is not None:
-                process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _node_fields(rss: list, cpu: list, elapsed: float) -> dict:
+    """The switch's CPU in % of one core over the measured run, all nodes together; and each
+    node's CPU and peak RSS."""
+    return {
+        "switch_cpu_pct": _pct(_sum(cpu), elapsed),
+        "node_cpu_pct": [_pct(c, elapsed) for c in cpu],
+        "node_peak_rss_mib": rss,
+    }
+
+
+def _sum(values: list) -> float | None:
+    """None if any is unknown (or there are none)."""
+    return None if not values or None in values else sum(values)
 
 
 def _round(value: float | None) -> float | None:
@@ -668,6 +808,7 @@ _TEXT_ID = re.compile(rb"id:\s*([^\s\0]+)")
 _SWITCH_LISTENING = re.compile(rb"SMPP listening on ([0-9.]+):(\d+)")
 _SIM_LISTENING = re.compile(rb"carrier-sim \S+ listening on ([0-9.]+):(\d+)")
 _CARRIER_BOUND = re.compile(rb"carrier (\w+) bound \(")
+_CARRIER_CLOSED = re.compile(rb"carrier (\w+) link closed")
 
 
 def e2e_numbers(carriers: int) -> list[bytes]:
@@ -713,8 +854,11 @@ class E2EGenerator(LoadGenerator):
     many messages not yet receipted in all), answering every deliver_sm at once, and matching
     receipts (receipted_message_id, else the text's id:) to the ids of the submit_sm_resp."""
 
-    def __init__(self, host, port, binds, window, timeout, numbers, pending: int = 0):
-        super().__init__(host, port, binds, window, timeout, registered_delivery=1, numbers=numbers)
+    def __init__(self, host, port, binds, window, timeout, numbers, pending: int = 0, others=()):
+        super().__init__(
+            host, port, binds, window, timeout, registered_delivery=1, numbers=numbers,
+            others=others,
+        )  # fmt: skip
         self.pending = pending
         self._receipted: set[bytes] = set()  # every id receipted, across phases
 
@@ -787,9 +931,9 @@ class E2EGenerator(LoadGenerator):
         except BlockingIOError:
             return
         except OSError as e:
-            raise BenchError(f"connection to {self.address} failed: {e}") from None
+            raise BenchError(f"connection to {b.address} failed: {e}") from None
         if not data:
-            raise BenchError(f"{self.address} closed the connection")
+            raise BenchError(f"{b.address} closed the connection")
         now = time.perf_counter_ns()
         if b.rest:
             data = b.rest + data
@@ -800,7 +944,7 @@ class E2EGenerator(LoadGenerator):
         while size - pos >= 16:
             length, command, status, seq = unpack(data, pos)
             if length < 16:
-                raise BenchError(f"{self.address} sent a PDU of command_length {length}")
+                raise BenchError(f"{b.address} sent a PDU of command_length {length}")
             if size - pos < length:
                 break
             if command == _DELIVER_SM:
@@ -829,7 +973,7 @@ class E2EGenerator(LoadGenerator):
             elif command == _ENQUIRE_LINK:
                 answers.append(_HEADER.pack(16, _ENQUIRE_LINK | 0x80000000, 0, seq))
             elif command == _UNBIND:
-                raise BenchError(f"{self.address} unbound the session")
+                raise BenchError(f"{b.address} unbound the session")
             pos += length
         b.rest = data[pos:]
         if answers:
@@ -923,19 +1067,15 @@ def _start_carrier_sims(workdir: Path, opts: Options) -> list[_Process]:
 
 
 def _e2e_config(
-    opts: Options, url: str, ports: list[int], control_ports: list[int] | None = None
+    opts: Options,
+    url: str,
+    ports: list[int],
+    control_ports: list[int] | None = None,
+    node: int = 0,
 ) -> str:
-    """The switch's config: one carrier per port, prefix 336<i+1> each; with `control_ports`,
+    """Node `node`'s config: one carrier per port, prefix 336<i+1> each; with `control_ports`,
     each in-process simulator's HTTP control endpoint on one of them."""
-    lines = [
-        "[smpp]",
-        'host = "127.0.0.1"',
-        "port = 0",
-        f"window = {max(opts.window, 50)}",
-        "",
-        "[store]",
-        f"url = {_toml_string(url)}",
-    ]
+    lines = _node_config(url, opts.window, node)
     for i, port in enumerate(ports):
         id_format, receipt_format = _id_formats(opts, i)
         lines += [
@@ -967,22 +1107,41 @@ def _start_e2e_switch(
     ports: list[int],
     control_ports: list[int] | None = None,
 ) -> _Process:
-    config = workdir / "bench.toml"
-    config.write_text(_e2e_config(opts, url, ports, control_ports))
-    argv = [sys.executable, "-c", "from smsc.cli import main; main()", "--config", str(config)]
-    switch = _Process(
-        "smsc serve", argv + ["serve"], workdir / "serve.log", listening=_SWITCH_LISTENING
-    )
-    # Every carrier bind up before the first submit.
-    binds = opts.carriers * opts.carrier_binds
-    deadline = time.monotonic() + 30
-    while len(_CARRIER_BOUND.findall(switch.log.read_bytes())) < binds:
-        if switch.proc.poll() is not None or time.monotonic() > deadline:
-            tail = switch.tail()
-            switch.stop()
-            raise BenchError(f"the switch's carrier links did not all bind:\n{tail}")
-        time.sleep(0.05)
+    """One node, once its carriers are bound."""
+    switch = _start_node(workdir, _e2e_config(opts, url, ports, control_ports), 0)
+    try:
+        _wait_for_carriers([switch], opts)
+    except BaseException:
+        switch.stop()
+        raise
     return switch
+
+
+def _wait_for_carriers(nodes: list[_Process], opts: Options, timeout: float = 30.0) -> None:
+    """Every carrier bind up before the first submit, and shared out: each node holds at least
+    one of each carrier's binds and at most its fair part, ceil(binds / nodes). (The node that
+    starts first takes them all, and gives back what is over once it sees the others.)"""
+    fair = math.ceil(opts.carrier_binds / len(nodes))
+    names = [name.encode() for name in CARRIER_NAMES[: opts.carriers]]
+    deadline = time.monotonic() + timeout
+    while True:
+        held = [_carrier_links(node.log.read_bytes()) for node in nodes]
+        if all(
+            sum(links[name] for links in held) == opts.carrier_binds
+            and all(1 <= links[name] <= fair for links in held)
+            for name in names
+        ):
+            return
+        if any(node.proc.poll() is not None for node in nodes) or time.monotonic() > deadline:
+            raise BenchError(f"the switch's carrier links did not all bind:{_logs(nodes)}")
+        time.sleep(0.05)
+
+
+def _carrier_links(log: bytes) -> Counter:
+    """Each carrier's links bound now, by a node's log."""
+    links = Counter(_CARRIER_BOUND.findall(log))
+    links.subtract(_CARRIER_CLOSED.findall(log))
+    return links
 
 
 def check_carriers(opts: Options) -> None:
@@ -1011,12 +1170,9 @@ def carrier_fields(opts: Options) -> dict:
 
 def _run_e2e(opts: Options, warmup: int) -> dict:
     check_carriers(opts)
-    workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
-    url = opts.store_url or f"sqlite:///{workdir / 'bench.db'}"
-    switch = None
-    sims: list[_Process] = []
     result: dict = {
         "mode": "e2e",
+        "nodes": opts.nodes,
         "binds": opts.binds,
         "window": opts.window,
         "pending": opts.pending,
@@ -1025,19 +1181,28 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
         **carrier_fields(opts),
         "mixed_ids": opts.mixed_ids,
         "python": ".".join(map(str, sys.version_info[:3])),
-        "store": store_kind(url),
+        "store": store_kind(opts.store_url or "sqlite"),
     }
-    try:
+    with contextlib.ExitStack() as cleanup:  # in reverse: the servers, the store, the directory
+        workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        url, _ = cleanup.enter_context(_store(opts, workdir))
         _prepare_store(url, opts.binds)
+        sims: list[_Process] = []
         if opts.simulators == "out":
             sims = _start_carrier_sims(workdir, opts)
+            for sim in sims:
+                cleanup.callback(sim.stop)
             ports = [sim.address[1] for sim in sims]
         else:
             ports = [_free_port() for _ in range(opts.carriers)]
-        switch = _start_e2e_switch(workdir, opts, url, ports)
+        configs = [_e2e_config(opts, url, ports, node=i) for i in range(opts.nodes)]
+        nodes = _start_nodes(cleanup, workdir, configs)
+        _wait_for_carriers(nodes, opts)
         gen = E2EGenerator(
-            *switch.address, opts.binds, opts.window, opts.timeout,
+            *nodes[0].address, opts.binds, opts.window, opts.timeout,
             e2e_numbers(opts.carriers), opts.pending,
+            others=tuple(node.address for node in nodes[1:]),
         )  # fmt: skip
         try:
             gen.bind(SYSTEM_ID, PASSWORD)
@@ -1048,17 +1213,17 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
                         f"warm-up: {first.missing} of {warmup} messages without a receipt "
                         f"after {opts.timeout:.0f} s without progress"
                     )
-            pids = [p.pid for p in (switch, *sims)]
+            pids = [p.pid for p in (*nodes, *sims)]
             cpu0, host0, wall0 = [_cpu_seconds(p) for p in pids], _host_busy(), time.monotonic()
             phase = gen.run(opts.messages)
-            cpu1, host1, wall1 = [_cpu_seconds(p) for p in pids], _host_busy(), time.monotonic()
+            cpu, host1, wall1 = _cpu_since(cpu0, pids), _host_busy(), time.monotonic()
         except BenchError as e:
-            raise BenchError(f"{e}\n-- smsc serve log --\n{switch.tail()}") from None
+            raise BenchError(f"{e}{_logs(nodes)}") from None
         finally:
             gen.close()
-        rss = peak_rss_mib(switch.pid)
+        rss = [peak_rss_mib(node.pid) for node in nodes]
         sims_rss = [peak_rss_mib(sim.pid) for sim in sims]
-        cpu = [None if a is None or b is None else b - a for a, b in zip(cpu0, cpu1, strict=True)]
+        switch_cpu = _sum(cpu[: len(nodes)])
         wall = wall1 - wall0  # CPU shares are over the whole measured run, drain included
         ours = sum(c for c in cpu if c) + phase.client_cpu
         others = None if host0 is None or host1 is None else max(0.0, host1 - host0 - ours)
@@ -1078,29 +1243,29 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
             missing=phase.missing,
             complete=not phase.missing and not phase.stalled,
             elapsed_s=round(phase.elapsed, 3),
-            peak_rss_mib=rss,
+            peak_rss_mib=_round(_sum(rss)),  # the nodes' together
             carriers_peak_rss_mib=sims_rss or None,
             # CPU in % of one core; the switch's also per receipted message, which the other
             # load on a shared machine changes less than the rate.
-            switch_cpu_pct=_pct(cpu[0], wall),
+            **_node_fields(rss, cpu[: len(nodes)], wall),
             switch_cpu_ms_per_msg=(
-                round(1000 * cpu[0] / phase.receipted, 3)
-                if cpu[0] is not None and phase.receipted
+                round(1000 * switch_cpu / phase.receipted, 3)
+                if switch_cpu is not None and phase.receipted
                 else None
             ),
-            carriers_cpu_pct=_pct(sum(c for c in cpu[1:] if c), wall) if sims else None,
+            carriers_cpu_pct=_pct(sum(c for c in cpu[len(nodes) :] if c), wall) if sims else None,
             client_cpu_pct=_pct(phase.client_cpu, wall),
             others_cpu_pct=_pct(others, wall),  # other processes on the machine meanwhile
         )
         if phase.stalled:
             result["stalled_after_s"] = opts.timeout
         return result
-    finally:
-        if switch is not None:
-            switch.stop()
-        for sim in sims:
-            sim.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cpu_since(before: list, pids: list[int]) -> list:
+    """The CPU seconds each process spent since `before` (None: unknown)."""
+    after = [_cpu_seconds(pid) for pid in pids]
+    return [None if a is None or b is None else b - a for a, b in zip(before, after, strict=True)]
 
 
 def _host_busy() -> float | None:

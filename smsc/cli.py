@@ -1492,18 +1492,31 @@ def carrier_sim(**o) -> None:
 @click.option("--system-id", default="bench", show_default=True, help="With --target.")
 @click.option("--password", default="bench", show_default=True, help="With --target.")
 @click.option("--pid", type=int, help="With --target: its pid, for its peak RSS.")
-@click.option("--store-url", help="The switch's store  [default: a temporary SQLite file]")
+@click.option(
+    "--store-url",
+    help="The switch's store; on PostgreSQL, the run gets a schema of its own, dropped "
+    "afterwards  [default: a temporary SQLite file]",
+)
+@click.option(
+    "--nodes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="submit, e2e: `smsc serve` nodes sharing the --store-url (PostgreSQL); the binds go "
+    "round robin over them.",
+)
 @click.option("--ceiling/--no-ceiling", default=True, help="Also measure the echo server.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Stall limit, s.")
 @click.option("--carriers", type=int, default=3, show_default=True, help="e2e: carriers.")
 @click.option(
     "--simulators",
     type=click.Choice(["in", "out"]),
-    default="in",
-    show_default=True,
-    help="e2e: in the switch's process (simulate = true), or carrier-sim processes.",
+    help="e2e: in the switch's process (simulate = true), or carrier-sim processes that all "
+    "the nodes share  [default: in; out with --nodes > 1]",
 )
-@click.option("--carrier-binds", type=int, default=2, show_default=True, help="e2e: per carrier.")
+@click.option(
+    "--carrier-binds", type=int, help="e2e: per carrier, all nodes together  [default: 2 × nodes]"
+)
 @click.option("--carrier-window", type=int, default=100, show_default=True, help="e2e: per bind.")
 @click.option("--carrier-tps", type=int, default=100_000, show_default=True, help="e2e.")
 @click.option("--dlr-delay", type=float, default=0.1, show_default=True, help="e2e: seconds.")
@@ -1537,6 +1550,8 @@ def carrier_sim(**o) -> None:
 def bench(ctx: click.Context, **options) -> None:
     """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
     one JSON line. Starts its own switch on a temporary SQLite store unless --target is given.
+    With --nodes N, N `smsc serve` nodes share the PostgreSQL --store-url, and each one's CPU
+    and peak RSS are reported too.
 
     --mode e2e starts the switch with simulated carriers and measures messages/s fully
     receipted and the submit-to-receipt latency; it exits 1 (after its JSON line) when some
@@ -1550,6 +1565,7 @@ def bench(ctx: click.Context, **options) -> None:
     Example:
       smsc bench --binds 8 --window 10 --messages 100000
       smsc bench --mode e2e --messages 20000
+      smsc bench --store-url postgresql+psycopg://postgres@127.0.0.1/bench --nodes 2
       smsc bench --mode schedule
     """
     from . import bench as benchmark

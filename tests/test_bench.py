@@ -9,12 +9,14 @@ import subprocess
 import sys
 import tomllib
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from smsc import bench
 from smsc.cli import main
+from smsc.config import load as load_config
 from smsc.protocol.constants import Command
 from smsc.protocol.pdu import decode
 
@@ -215,8 +217,118 @@ def test_template_carries_a_schedule():
 
 
 def test_e2e_config_gives_each_simulator_its_control_port():
-    opts = bench.Options(mode="schedule", carriers=2)
+    opts = bench.resolve(bench.Options(mode="schedule", carriers=2))
     config = tomllib.loads(bench._e2e_config(opts, "sqlite:///x.db", [2001, 2002], [3001, 3002]))
     assert [c["simulator"]["control_port"] for c in config["carriers"]] == [3001, 3002]
     plain = tomllib.loads(bench._e2e_config(opts, "sqlite:///x.db", [2001, 2002]))
     assert all("control_port" not in c["simulator"] for c in plain["carriers"])
+
+
+# -- --nodes: several `smsc serve` on one PostgreSQL store ----------------------------------
+
+PG = "postgresql+psycopg://bench@127.0.0.1/bench"  # never reached: each run stops at its check
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--nodes", "0"], "--nodes must be at least 1"),
+        (["--nodes", "2"], "a SQLite store serves one node"),
+        (["--nodes", "2", "--store-url", "sqlite:///x.db"], "a SQLite store serves one node"),
+        (["--nodes", "2", "--store-url", PG, "--mode", "schedule"], "--mode submit or e2e"),
+        (["--nodes", "2", "--target", "127.0.0.1:2775"], "no --target"),
+        (["--nodes", "3", "--store-url", PG, "--binds", "2"], "--binds must be at least"),
+        (
+            ["--nodes", "2", "--store-url", PG, "--mode", "e2e", "--simulators", "in"],
+            "--simulators out",
+        ),
+        (
+            ["--nodes", "3", "--store-url", PG, "--mode", "e2e", "--carrier-binds", "2"],
+            "--carrier-binds must be at least --nodes",
+        ),
+    ],
+)
+def test_nodes_are_checked_before_anything_starts(args, error):
+    result = CliRunner().invoke(main, ["bench", *args])
+    assert result.exit_code == 1
+    assert error in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_more_nodes_default_to_shared_simulators_and_two_carrier_binds_each():
+    opts = bench.resolve(bench.Options(mode="e2e", nodes=3, store_url=PG))
+    assert (opts.simulators, opts.carrier_binds) == ("out", 6)
+    one = bench.resolve(bench.Options(mode="e2e"))
+    assert (one.simulators, one.carrier_binds) == ("in", 2)
+
+
+def test_each_node_has_its_name_and_the_shared_store_and_carriers(tmp_path):
+    opts = bench.resolve(bench.Options(mode="e2e", nodes=2, store_url=PG, carriers=2))
+    configs = []
+    for i in range(2):
+        path = tmp_path / f"bench-{i}.toml"
+        path.write_text(bench._e2e_config(opts, PG, [2001, 2002], node=i))
+        configs.append(load_config(path))
+    assert [c.cluster.node for c in configs] == ["bench-0", "bench-1"]
+    for c in configs:
+        assert c.store.url == PG and c.smpp.port == 0
+        assert [(k.port, k.binds, k.simulate) for k in c.carriers] == [
+            (2001, 4, False),
+            (2002, 4, False),
+        ]
+    plain = tomllib.loads("\n".join(bench._node_config(PG, 10, 1)))
+    assert plain["cluster"]["node"] == "bench-1" and plain["store"]["url"] == PG
+
+
+def _echo() -> tuple[subprocess.Popen, tuple[str, int]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smsc.bench_echo", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    host, port = proc.stdout.readline().split()[-1].rsplit(":", 1)
+    return proc, (host, int(port))
+
+
+def test_binds_go_round_robin_over_the_nodes():
+    (one, a), (two, b) = _echo(), _echo()
+    try:
+        gen = bench.LoadGenerator(*a, 3, 4, 10, others=(b,))
+        try:
+            gen.bind("echo", "echo")
+            assert [bind.address for bind in gen._binds] == [a, b, a]
+            assert gen.run(300).accepted == 300
+        finally:
+            gen.close()
+    finally:
+        for proc in (one, two):
+            proc.terminate()
+            proc.wait(10)
+
+
+def _node(tmp_path, i: int, log: str) -> SimpleNamespace:
+    path = tmp_path / f"serve-{i}.log"
+    path.write_text(log)
+    return SimpleNamespace(
+        name=f"smsc serve bench-{i}", log=path, proc=SimpleNamespace(poll=lambda: None),
+        tail=path.read_text,
+    )  # fmt: skip
+
+
+def _bound(carrier: str, n: int, closed: int = 0) -> str:
+    return (
+        f"carrier {carrier} bound (x/4)\n" * n
+        + f"carrier {carrier} link closed: unbound\n" * closed
+    )
+
+
+def test_the_run_waits_for_the_carrier_binds_to_be_shared_out(tmp_path):
+    opts = bench.Options(mode="e2e", nodes=2, carriers=1, carrier_binds=4)
+    # The first node took all four and gave two back; the second took them.
+    shared = [
+        _node(tmp_path, 0, _bound("orange", 4, closed=2)),
+        _node(tmp_path, 1, _bound("orange", 2)),
+    ]
+    bench._wait_for_carriers(shared, opts, timeout=1)
+    # The first still holds them all: not ready.
+    early = [_node(tmp_path, 0, _bound("orange", 4)), _node(tmp_path, 1, "")]
+    with pytest.raises(bench.BenchError, match=r"(?s)did not all bind.*bench-1 log"):
+        bench._wait_for_carriers(early, opts, timeout=0.2)
