@@ -62,9 +62,11 @@ def build(engine) -> None:
 
 
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, only the tests that use the store run."""
+    """On PostgreSQL, only the tests that use the store run: through `db_url`, or a server of
+    `smsc_factory` (tests/e2e), which gets a schema of its own there."""
     if PG_URL:
-        items[:] = [item for item in items if "db_url" in getattr(item, "fixturenames", ())]
+        store = {"db_url", "smsc_factory"}
+        items[:] = [item for item in items if store & set(getattr(item, "fixturenames", ()))]
 
 
 @pytest.fixture

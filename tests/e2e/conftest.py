@@ -2,7 +2,9 @@
 
 `smsc_factory` (module scope) starts servers: each gets a directory of its own with a config
 TOML (`[smpp] port = 0`: the port is read from the `SMPP listening on HOST:PORT` log line),
-a SQLite store made with `smsc db upgrade`, and its accounts. Later issues pass more config
+a store made with `smsc db upgrade`, and its accounts. The store is a SQLite file in that
+directory or, with SMSC_TEST_PG_URL set (tox env `pg`), a schema of its own in that PostgreSQL
+database, dropped once the module's servers are stopped. Later issues pass more config
 (carriers, metrics, …) through `config=`, and accounts that need the CLI through `accounts=`:
 
     @pytest.fixture(scope="module")
@@ -13,8 +15,9 @@ a SQLite store made with `smsc db upgrade`, and its accounts. Later issues pass 
             accounts=[smsc_account("capped", "pw", tps=5)],
         )
 
-`server.address`, `server.cli(...)`, `server.message(id)`, `server.query(sql)` (the SQLite
-store, read-only), `server.kill()`, `server.start()`, `server.restart()`.
+`server.address`, `server.cli(...)`, `server.message(id)`, `server.query(sql, params)` (the
+store, read-only; `?` placeholders on either database), `server.tables()`, `server.kill()`,
+`server.start()`, `server.restart()`.
 
 The servers are stopped (SIGTERM, SIGKILL after a timeout) when the module is done; a server
 that died on its own, or logged a traceback, fails the test that ends its module. The output
@@ -29,6 +32,8 @@ Helpers reach the tests through fixtures (`smsc_account`, `smpplib_client`, `raw
 that no test imports this file by name.
 """
 
+import functools
+import itertools
 import os
 import re
 import shutil
@@ -45,6 +50,8 @@ from pathlib import Path
 
 import pytest
 import smpplib.client
+from sqlalchemy import create_engine, make_url, text
+from stores import PG_URL
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -52,6 +59,7 @@ CLI_TIMEOUT = 60.0
 _LISTENING = re.compile(r"SMPP listening on ([0-9.]+):(\d+)")
 _LIVE: list["Smsc"] = []
 _SIMS: list["CarrierSim"] = []  # the carrier-sim processes of the running module
+_schemas = itertools.count()
 
 
 def _smsc_command() -> list[str]:
@@ -133,13 +141,15 @@ class Smsc:
         self.db_path = workdir / "smsc.db"
         self.config_path = workdir / "smsc.toml"
         self.log_path = workdir / "serve.log"
+        # On PostgreSQL, a schema of its own, unless `config` names a store (test_cluster's
+        # nodes share one).
+        self.schema = _create_schema() if PG_URL and "url" not in config.get("store", {}) else None
+        url = _schema_url(self.schema) if self.schema else f"sqlite:///{self.db_path}"
         self.config = _merge(
-            {
-                "smpp": {"host": "127.0.0.1", "port": 0},
-                "store": {"url": f"sqlite:///{self.db_path}"},
-            },
-            config,
+            {"smpp": {"host": "127.0.0.1", "port": 0}, "store": {"url": url}}, config
         )
+        self.store_url = self.config["store"]["url"]
+        self._reader = None  # on PostgreSQL: the engine `query` reads through
         self.config_path.write_text(toml_dumps(self.config))
         self.host = self.config["smpp"]["host"]
         self.port: int | None = None
@@ -212,12 +222,38 @@ class Smsc:
         return json.loads(self.cli("message", "show", str(message_id), "--json").stdout)
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        """Read the SQLite store directly, read-only (another reading than the server's)."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+        """Read the store directly, read-only (another reading than the server's)."""
+        if self.store_url.startswith("sqlite"):
+            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        if self._reader is None:
+            self._reader = create_engine(self.store_url).execution_options(postgresql_readonly=True)
+        # sqlite3's `?` placeholders as SQLAlchemy's named ones.
+        names = (f":p{i}" for i in itertools.count())
+        with self._reader.connect() as conn:
+            rows = conn.execute(
+                text(re.sub(r"\?", lambda _: next(names), sql)),
+                {f"p{i}": value for i, value in enumerate(params)},
+            )
+            return [tuple(row) for row in rows]
+
+    def tables(self) -> list[str]:
+        """The names of the store's tables."""
+        if self.store_url.startswith("sqlite"):
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        else:
+            sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        return [name for (name,) in self.query(sql)]
+
+    def drop_store(self) -> None:
+        """Close the reads, and drop the server's schema (on PostgreSQL), once it stopped."""
+        if self._reader is not None:
+            self._reader.dispose()
+        if self.schema:
+            _drop_schema(self.schema)
 
     # process
 
@@ -297,6 +333,37 @@ class Smsc:
         return "\n".join(self.log().splitlines()[-lines:])
 
 
+@functools.cache
+def _admin():
+    """An engine on the database of SMSC_TEST_PG_URL, to create and drop schemas in."""
+    return create_engine(PG_URL)
+
+
+def _create_schema() -> str:
+    # Also the application_name of the server's connections (`_schema_url`): the ones left
+    # open (a killed server's, a store's reads) can be ended before the schema is dropped.
+    schema = f"e{os.getpid()}_{next(_schemas)}"
+    with _admin().begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    return schema
+
+
+def _schema_url(schema: str) -> str:
+    options = {"options": f"-csearch_path={schema}", "application_name": schema}
+    return make_url(PG_URL).update_query_dict(options).render_as_string(hide_password=False)
+
+
+def _drop_schema(schema: str) -> None:
+    with _admin().begin() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :s"
+            ),
+            {"s": schema},
+        )
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+
+
 def _env() -> dict:
     env = dict(os.environ)
     env.pop("SMSC_CONFIG", None)
@@ -346,6 +413,7 @@ def smsc_factory(tmp_path_factory):
                 mine.append(f"smsc serve exited {code} on SIGTERM")
         if server in _LIVE:
             _LIVE.remove(server)
+        server.drop_store()
         log = server.log()
         if not tracebacks_ok and ("Traceback" in log or "Unhandled Error" in log):
             mine.append("the server logged a traceback")
