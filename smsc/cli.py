@@ -90,10 +90,11 @@ def serve(ctx: Context, log_format: str | None) -> None:
     from twisted.internet.error import CannotListenError
 
     from .app import serve as run
+    from .store.nodes import NodeTaken
 
     try:
         run(ctx.config, log_format)
-    except (db.SchemaBehind, AccountError) as e:
+    except (db.SchemaBehind, AccountError, NodeTaken) as e:
         raise click.ClickException(str(e)) from None
     except CannotListenError as e:
         message = f"cannot listen on {e.interface}:{e.port}: {e.socketError}"

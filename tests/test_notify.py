@@ -110,6 +110,11 @@ def test_a_burst_folds_into_one_call_a_channel_until_it_runs(engine, listening):
     for _ in range(20):
         committed(engine, OUTBOX)
     committed(engine, QUEUE)  # heard after the 20 above, all of them taken in by then
+    # The calls are not run until both are in: while one waits, its channel's next
+    # notifications fold into it.
+    deadline = time.monotonic() + 1.0
+    while listening.calls.qsize() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [listening.next(), listening.next()] == [OUTBOX, QUEUE]
     assert listening.calls.empty()
     committed(engine, OUTBOX)  # its call ran: the next notification makes another

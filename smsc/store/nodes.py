@@ -19,7 +19,7 @@ CARRIER, ACCOUNT = "carrier", "account"  # kinds of leases
 
 
 class NodeTaken(Exception):
-    """Another live node has this name, or the store serves only one node (SQLite)."""
+    """A SQLite store serves one node, and another one is live on it."""
 
 
 def join(conn: Connection, name: str, now: float, lease: float) -> tuple[int, tuple[int, int]]:

@@ -1,6 +1,7 @@
 """`smsc serve` refuses to start, with a message and an exit code, when it cannot do its job:
 a store whose schema is behind, a port in use, a config it cannot apply. It never hangs."""
 
+import os
 import socket
 
 import pytest
@@ -47,3 +48,15 @@ def test_serve_exits_on_an_account_it_cannot_create(smsc_factory):
 def test_serve_exits_on_an_unknown_config_key(smsc_factory):
     server = smsc_factory(smpp={"windw": 10}, start=False, upgrade=False)
     assert "smpp.windw: unknown key" in refused(server)
+
+
+@pytest.mark.skipif(bool(os.environ.get("SMSC_TEST_PG_URL")), reason="SQLite serves one node")
+def test_serve_refuses_a_second_node_on_a_sqlite_store(smsc_factory):
+    first = smsc_factory()
+    url = first.config["store"]["url"]
+    second = smsc_factory(
+        config={"store": {"url": url}, "cluster": {"node": "second"}}, upgrade=False, start=False
+    )
+    output = refused(second)
+    assert "is serving this SQLite store" in output and "Traceback" not in output
+    assert first.running()
