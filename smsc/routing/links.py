@@ -4,7 +4,8 @@ Each `[[carriers]]` entry keeps `binds` transceiver sessions, each a `LinkFactor
 reconnects with exponential backoff and jitter (Twisted's ReconnectingClientFactory: one
 connection at a time per bind, so never a second socket while one is open). The carrier sends
 its queue in order over the bound links, at most `window` outstanding per link and `tps` parts
-in any one second (a sliding window, as carriers measure it) for the carrier as a whole; a
+in any one second (a sliding window, as carriers measure it) for the carrier as a whole (on
+several nodes, this node's part of the binds and of `tps`: smsc.cluster); a
 carrier that says ESME_RTHROTTLED or ESME_RMSGQFUL is paused with a growing backoff, and the
 refused parts go back to the head of its queue, in the order they were sent.
 """
