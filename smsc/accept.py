@@ -1,5 +1,6 @@
 """The one accept path for every channel: validate a submission, apply the account's policy,
-and commit it to the store before anyone is told it was accepted.
+and commit it to the store before anyone is told it was accepted (charged in the same
+transaction: smsc.store.credit).
 
 A submission is a dict with the SMPP submit_sm field names (the SMPP server hands over the
 decoded PDU's params as they are; other channels build the same dict) plus its TLVs.
@@ -12,7 +13,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from . import addresses, hours, senders
-from .protocol import smpptime
+from .protocol import concat, smpptime
 from .protocol.constants import ESM_UDHI, Status, Tag
 from .protocol.pdu import encode_tlvs
 from .protocol.throttle import TokenBucket
@@ -68,7 +69,7 @@ class Acceptor:
         common = self._check(account, params, tlvs, now)
         if type(common) is not tuple:
             return self._refuse(done, common, account, len(destinations))
-        due_at, expires_at, body, extra_tlvs = common
+        due_at, expires_at, body, extra_tlvs, parts = common
         rows, refused = [], []
         source, ton = addresses.source(params["source_addr"], params["source_addr_ton"])
         npi = 1 if ton == 1 else params["source_addr_npi"]
@@ -112,16 +113,17 @@ class Acceptor:
             if isinstance(result, Exception):
                 _log.error("store refused a batch: {error!r}", error=result)
                 return self._refuse(done, Status.RSYSERR, account, len(rows))
-            ids = result
-            if None in result:  # destinations on an opt-out list
-                ids = [i for i in result if i is not None]
-                stopped = [dest for dest, i in zip(kept, result, strict=True) if i is None]
-                self.refused[Status.ROPTEDOUT] += len(stopped)
-                if metrics is not None:
-                    metrics.submitted(account.system_id, Status.ROPTEDOUT, len(stopped))
-                refused.extend((dest, Status.ROPTEDOUT) for dest in stopped)
+            ids = [i for i in result if type(i) is int]  # the others: opted out, no credit
+            if len(ids) < len(result):
+                for dest, status in zip(kept, result, strict=True):
+                    if type(status) is not int:
+                        refused.append((dest, status))
+                        self.refused[status] += 1
+                        if metrics is not None:
+                            metrics.submitted(account.system_id, status)
                 if not ids:
-                    status = Status.ROPTEDOUT if len(refused) == 1 else Status.RINVDSTADR
+                    statuses = {status for _, status in refused}
+                    status = statuses.pop() if len(statuses) == 1 else Status.RINVDSTADR
                     return done(status, [], refused)
             if metrics is not None:
                 metrics.submitted(account.system_id, 0, len(ids))
@@ -129,7 +131,7 @@ class Acceptor:
             if self.on_stored is not None:
                 self.on_stored()
 
-        self._store.insert(rows, stored, hashes)
+        self._store.insert(rows, stored, hashes, parts)
 
     def _refuse(self, done: Done, status: Status, account: Account, n: int) -> None:
         self.refused[status] += 1
@@ -184,6 +186,10 @@ class Acceptor:
         if len(body) > MAX_BODY:
             return Status.RINVMSGLEN
         try:
+            parts = concat.count(body, data_coding, esm_class)  # what it costs
+        except ValueError:  # more than 255 parts
+            return Status.RINVMSGLEN
+        try:
             due = smpptime.parse(params["schedule_delivery_time"], now)
         except ValueError:
             return Status.RINVSCHED
@@ -205,7 +211,7 @@ class Acceptor:
                 due_at = min(hours.of(account).next_open(due_at), expires_at)
             except ValueError:  # hours that never open: it waits for its expiry
                 due_at = expires_at
-        return due_at, expires_at, body, extra
+        return due_at, expires_at, body, extra, parts
 
 
 def check_body(body: bytes, data_coding: int, esm_class: int) -> Status:

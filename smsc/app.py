@@ -1,13 +1,15 @@
 """Wiring: the services a config names, on one Twisted reactor."""
 
+import functools
 import math
 import sys
 from dataclasses import dataclass, field
 
+from twisted.internet.defer import gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogBeginner
 
-from . import hours, logs
+from . import hours, logs, tls
 from .accept import Acceptor
 from .cluster import Cluster
 from .config import Config
@@ -19,7 +21,7 @@ from .routing.dispatcher import Dispatcher
 from .routing.links import Carrier
 from .routing.router import Router
 from .server import SmppServer
-from .store import accounts, notify, optouts, routing
+from .store import accounts, credit, notify, optouts, routing
 from .store.db import check_schema, writing
 from .store.queue import Settle
 from .store.service import Store
@@ -45,7 +47,9 @@ class Switch:
 
 
 def start(config: Config, reactor) -> Switch:
-    """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store."""
+    """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store,
+    ConfigError on a TLS file that cannot be used."""
+    listener_tls, carrier_tls = _tls(config)
     store = Store(config.store.url, reactor)
     # What can refuse the start (schema, config accounts, a port in use) runs before the
     # store's threads start: once they run, an exception here would leave a process that
@@ -55,6 +59,7 @@ def start(config: Config, reactor) -> Switch:
     with writing(store.engine) as conn:
         optout_key = optouts.hash_key(conn, config.optout.hash_key)
     metrics = Metrics()
+    store.writer.low_balance = functools.partial(_low_balance, metrics)
     acceptor = Acceptor(store, reactor, optout_key, metrics)
     cluster = Cluster(store, reactor, config.cluster, acceptor)
     cluster.join()
@@ -62,11 +67,11 @@ def start(config: Config, reactor) -> Switch:
     server.cluster = cluster
     switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
-    port = reactor.listenTCP(config.smpp.port, server, interface=config.smpp.host)
+    ports = _listen_smpp(server, config, reactor, listener_tls)
     web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
-        _start_delivery(switch, config, reactor, acceptor)
+        _start_delivery(switch, config, reactor, acceptor, carrier_tls)
     cluster.start()  # its first heartbeat takes the carrier bind slots: the links connect
     metrics.watch(server, switch.carriers, cluster)
     metrics.refresh_depths(store, reactor)
@@ -81,8 +86,10 @@ def start(config: Config, reactor) -> Switch:
         d.addErrback(lambda f: _log.failure("dropping stale reply parts failed", f))
 
     LoopingCall(purge).start(PURGE, now=True)
-    address = port.getHost()
-    _log.info("SMPP listening on {host}:{port}", host=address.host, port=address.port)
+    for what, port in ports:  # last: tests and scripts wait for these lines
+        address = port.getHost()
+        _log.info("{what} listening on {host}:{port}", what=what, host=address.host,
+                  port=address.port)  # fmt: skip
 
     def shutdown():
         # Every acknowledged message is committed already; what is still queued in the
@@ -97,7 +104,7 @@ def start(config: Config, reactor) -> Switch:
             switch.dispatcher.stop()
             switch.dispatcher.flush()
             switch.outbox.stop()
-        d = port.stopListening()
+        d = gatherResults([port.stopListening() for _, port in ports])
         d.addCallback(lambda _: cluster.leave())
         d.addBoth(lambda _: store.stop())
         return d
@@ -106,7 +113,9 @@ def start(config: Config, reactor) -> Switch:
     return switch
 
 
-def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor) -> None:
+def _start_delivery(
+    switch: Switch, config: Config, reactor, acceptor: Acceptor, carrier_tls: dict
+) -> None:
     """Carrier links, the dispatcher, receipts and the outbox."""
     store = switch.store
     marketing: dict[int, accounts.Account] = {}  # refreshed with the routes
@@ -153,7 +162,8 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
     cluster = switch.cluster
     inbound.hold_unknown = lambda: config.cluster.lease if cluster.live > 1 else 0.0
     carriers = [
-        Carrier(c, reactor, dispatcher, inbound.deliver, switch.metrics) for c in config.carriers
+        Carrier(c, reactor, dispatcher, inbound.deliver, switch.metrics, carrier_tls.get(c.name))
+        for c in config.carriers
     ]
     dispatcher.attach(carriers)
     cluster.carriers = carriers
@@ -181,6 +191,44 @@ def _start_delivery(switch: Switch, config: Config, reactor, acceptor: Acceptor)
         reactor.addSystemEventTrigger("before", "shutdown", listener.stop)
     dispatcher.start()
     outbox.start()
+
+
+def _tls(config: Config) -> tuple:
+    """The TLS options of the SMPP listener (None without tls_port) and of each carrier with
+    tls = true, by name: every TLS file read before anything starts."""
+    smpp = config.smpp
+    listener = None
+    if smpp.tls_port is not None:
+        listener = tls.server_options(smpp.tls_cert, smpp.tls_key, "smpp")
+    carriers = {
+        c.name: tls.client_options(c, f"carriers[{i}]")
+        for i, c in enumerate(config.carriers)
+        if c.tls
+    }
+    return listener, carriers
+
+
+def _listen_smpp(server: SmppServer, config: Config, reactor, listener_tls) -> list:
+    """The TLS listener (with tls_port) and the plain one (unless plain = false), the same
+    server behind both; the plain one last, as its line is what tests wait for."""
+    smpp, ports = config.smpp, []
+    if listener_tls is not None:
+        port = reactor.listenSSL(smpp.tls_port, server, listener_tls, interface=smpp.host)
+        ports.append(("SMPP over TLS", port))
+    if smpp.plain:
+        ports.append(("SMPP", reactor.listenTCP(smpp.port, server, interface=smpp.host)))
+    return ports
+
+
+def _low_balance(metrics: Metrics, crossed: list[tuple[str, int, int]]) -> None:
+    for system_id, balance, threshold in crossed:
+        _log.warn(
+            "account {account}: balance {balance} fell below its low-balance threshold {threshold}",
+            account=system_id,
+            balance=credit.show(balance),
+            threshold=credit.show(threshold),
+        )
+        metrics.low_balances.labels(system_id).inc()
 
 
 def _listen_metrics(switch: Switch, config: Config, reactor):
@@ -216,9 +264,13 @@ def _start_simulators(config: Config, reactor) -> list:
     from .simulator import Simulator
 
     simulators = []
-    for c in config.carriers:
+    for i, c in enumerate(config.carriers):
         if not c.simulate:
             continue
+        options = None
+        if c.tls:
+            where = f"carriers[{i}].simulator"
+            options = tls.server_options(c.simulator.tls_cert, c.simulator.tls_key, where)
         simulator = Simulator(
             c.name,
             reactor,
@@ -226,7 +278,7 @@ def _start_simulators(config: Config, reactor) -> list:
             receipt_id_format=c.simulator.receipt_id_format or None,
             receipt_tlvs=c.simulator.receipt_tlvs,
         )
-        simulator.listen(reactor, c.host, c.port)
+        simulator.listen(reactor, c.host, c.port, options)
         if c.simulator.control_port:
             simulator.listen_control(reactor, "127.0.0.1", c.simulator.control_port)
         simulators.append(simulator)

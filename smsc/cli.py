@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import addresses, hours
 from . import config as configuration
-from .store import accounts, db, messages, optouts, senders
+from .store import accounts, credit, db, messages, optouts, senders
 from .store.accounts import AccountError
 
 
@@ -94,7 +94,7 @@ def serve(ctx: Context, log_format: str | None) -> None:
 
     try:
         run(ctx.config, log_format)
-    except (db.SchemaBehind, AccountError, NodeTaken) as e:
+    except (db.SchemaBehind, AccountError, NodeTaken, configuration.ConfigError) as e:
         raise click.ClickException(str(e)) from None
     except CannotListenError as e:
         message = f"cannot listen on {e.interface}:{e.port}: {e.socketError}"
@@ -154,6 +154,13 @@ def _account_dict(a: accounts.Account) -> dict:
         "website": a.website,
         "mobile_senders": a.mobile_senders,
         "stop_mention": a.stop_mention,
+        "billing": "prepaid" if a.prepaid else "postpaid",
+        "balance": credit.show(a.balance),
+        "balance_milli": a.balance,
+        "low_balance": credit.show(a.low_balance),
+        "low_balance_milli": a.low_balance,
+        "refund_expired": a.refund_expired,
+        "refund_rejected": a.refund_rejected,
     }
 
 
@@ -187,6 +194,45 @@ def _identity_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _billing_options(command):
+    """The options of an account's credit, shared by `account add` and `set`."""
+    options = [
+        click.option(
+            "--prepaid/--postpaid",
+            "prepaid",
+            default=None,
+            help="Prepaid: it sends while its balance pays for a message (topped up with "
+            "`smsc account credit add`); postpaid: no limit, its usage is counted [postpaid].",
+        ),
+        click.option(
+            "--low-balance",
+            metavar="AMOUNT",
+            callback=_credits_option,
+            help="Alert (a metric and a log line) when a prepaid balance goes below this many "
+            "credits, up to 3 decimals; 0: no alert [0].",
+        ),
+        click.option(
+            "--refund-expired/--no-refund-expired",
+            default=None,
+            help="Give back what a message cost when it expires unsent [refund].",
+        ),
+        click.option(
+            "--refund-rejected/--no-refund-rejected",
+            default=None,
+            help="Give back what a message cost when a carrier rejects it [refund]. A message "
+            "cancelled before it is sent is always refunded.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _credits_option(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """An option's amount of credits, in thousandths (None: not given)."""
+    return None if value is None else _credits(value, param.opts[0])
 
 
 def _is_number(address: str) -> bool:
@@ -261,6 +307,7 @@ def account_group() -> None:
 @click.option("--tps", type=int, default=0, show_default=True, help="Submits/s cap, 0 = none.")
 @click.option("--max-binds", type=int, default=accounts.DEFAULT_MAX_BINDS, show_default=True)
 @_identity_options
+@_billing_options
 @pass_context
 def account_add(
     ctx: Context, system_id: str, password: str, tps: int, max_binds: int, added_senders, **values
@@ -271,6 +318,7 @@ def account_add(
     Example:
       smsc account add acme --password s3cret --tps 50 --max-binds 4
       smsc account add shop --password s3cret --sender SHOP --sender 36180 --company "Shop SA"
+      smsc account add kiosk --password s3cret --prepaid --low-balance 100
     """
     with _admin(ctx) as conn:
         accounts.add(conn, system_id, password, time.time(), max_binds=max_binds, tps=tps)
@@ -314,6 +362,9 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
     if not as_json:
         row["senders"] = " ".join(row["senders"]) or "- (any valid sender)"
         row.update({k: row[k] or "-" for k in ("company", "contact", "website")})
+        del row["balance_milli"], row["low_balance_milli"]
+        if not account.low_balance:
+            row["low_balance"] = "- (no alert)"
     _output_one(row, as_json)
 
 
@@ -346,6 +397,7 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
 @click.option("--max-validity", type=int, metavar="SECONDS",
               help="How long a message is tried at most [604800].")  # fmt: skip
 @_identity_options
+@_billing_options
 @click.option(
     "--remove-sender",
     "removed_senders",
@@ -370,6 +422,7 @@ def account_set(
       smsc account set shop --marketing --sending-hours "mon-fri 09:00-20:00"
       smsc account set shop --sender SHOP --sender 36180 --remove-sender OLDSHOP
       smsc account set shop --company "Shop SA" --website shop.example --stop-mention refuse
+      smsc account set kiosk --prepaid --low-balance 50.5 --no-refund-rejected
     """
     nothing = password is None and all(v is None for v in values.values())
     if nothing and not added_senders and not removed_senders:
@@ -388,6 +441,12 @@ def account_set(
         mobile_off = values["mobile_senders"] is False
         _change_senders(conn, account, added_senders, removed_senders, mobile_off)
     click.echo(f"account {system_id} changed")
+    if values["prepaid"] and account.balance < 0:
+        click.echo(
+            f"warning: {system_id} is prepaid with a balance of {credit.show(account.balance)}: "
+            f"it sends once topped up (smsc account credit add {system_id} AMOUNT)",
+            err=True,
+        )
 
 
 @account_group.command("passwd")
@@ -419,6 +478,274 @@ def account_remove(ctx: Context, system_id: str) -> None:
     with _admin(ctx) as conn:
         accounts.remove(conn, system_id)
     click.echo(f"account {system_id} removed")
+
+
+# -- credit: balances, the ledger, the tariff ------------------------------------------------
+
+HISTORY_COLUMNS = ["at", "kind", "amount", "message_id", "note"]
+TARIFF_COLUMNS = ["prefix", "price", "source"]
+# Takes AMOUNT and PRICE of -5 as arguments (to refuse them with a clear error), not options.
+_NUMBER_ARGUMENTS = {"ignore_unknown_options": True}
+
+
+def _credits(text: str, what: str) -> int:
+    """Credits with up to three decimals ('12.5') in thousandths (12500), or a one-line error."""
+    try:
+        return credit.parse(text, what)
+    except credit.CreditError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _instant(text: str | None, option: str) -> float | None:
+    """A date (YYYY-MM-DD: its midnight) or an ISO datetime, in UTC unless it has an offset."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.ClickException(
+            f"{option} {text!r}: not a date (2026-01-31) or an ISO datetime "
+            "(2026-01-31T12:00:00, UTC unless it has an offset: 2026-01-31T12:00:00+01:00)"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+@account_group.group("credit")
+def credit_group() -> None:
+    """An account's credit: its balance and its ledger.
+
+    Amounts are credits with up to three decimals. A message costs its parts times the price
+    of its destination (`smsc tariff`). A prepaid account sends while its balance pays for a
+    message; a postpaid one has no limit and its balance goes below 0 by what it used. The
+    balance is always the sum of the ledger: every top-up, charge and refund.
+
+    \b
+    Example:
+      smsc account credit add acme 500 --note "invoice 2026-014"
+      smsc account credit show acme
+      smsc account credit history acme --since 2026-01-01 --json
+    """
+
+
+@credit_group.command("add", context_settings=_NUMBER_ARGUMENTS)
+@click.argument("system_id")
+@click.argument("amount")
+@click.option("--note", default="", metavar="TEXT", help="Kept in the ledger (an invoice...).")
+@pass_context
+def credit_add(ctx: Context, system_id: str, amount: str, note: str) -> None:
+    """Top an account up by AMOUNT credits (more than 0, up to 3 decimals) and print its new
+    balance. On a postpaid account, a payment against its usage.
+
+    \b
+    Example:
+      smsc account credit add acme 500
+      smsc account credit add acme 12.5 --note "invoice 2026-014"
+    """
+    negative = amount.strip().startswith("-")
+    milli = _credits(amount.strip().removeprefix("-"), "amount")
+    if negative or not milli:
+        raise click.ClickException(f"amount {amount}: a top-up must be more than 0")
+    if len(note) > 200:
+        raise click.ClickException("--note: at most 200 characters")
+    with _admin(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        balance = credit.top_up(conn, account.id, milli, time.time(), note)
+    billing = "prepaid" if account.prepaid else "postpaid"
+    click.echo(
+        f"added {credit.show(milli)} to {system_id}: balance {credit.show(balance)} ({billing})"
+    )
+
+
+@credit_group.command("show")
+@click.argument("system_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_context
+def credit_show(ctx: Context, system_id: str, as_json: bool) -> None:
+    """Show an account's billing, balance, low-balance threshold (and whether the balance is
+    below it), refund policy, and the sum of its ledger, which must equal the balance: when it
+    does not, says so on stderr and exits 1.
+
+    \b
+    Example:
+      smsc account credit show acme --json
+    """
+    with _reading(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        total = credit.ledger_sum(conn, account.id)
+    balance, low = account.balance, account.low_balance
+    row = {
+        "system_id": system_id,
+        "billing": "prepaid" if account.prepaid else "postpaid",
+        "balance": credit.show(balance),
+        "balance_milli": balance,
+        "low_balance": credit.show(low),
+        "low_balance_milli": low,
+        "below_low_balance": account.prepaid and balance < low,
+        "refund_cancelled": True,
+        "refund_expired": account.refund_expired,
+        "refund_rejected": account.refund_rejected,
+        "ledger_sum": credit.show(total),
+        "ledger_sum_milli": total,
+        "consistent": total == balance,
+    }
+    if not as_json:
+        for key in ("balance_milli", "low_balance_milli", "ledger_sum_milli", "consistent"):
+            del row[key]
+        if not low:
+            row["low_balance"] = "- (no alert)"
+        elif not account.prepaid:
+            row["low_balance"] += " (postpaid: no alert)"
+        row["refund_cancelled"] = "True (always)"
+        row["ledger_sum"] += " (= balance)" if total == balance else " (NOT the balance)"
+    _output_one(row, as_json)
+    if total != balance:
+        raise click.ClickException(
+            f"INCONSISTENT: the balance of {system_id} ({credit.show(balance)}) is not the sum "
+            f"of its ledger ({credit.show(total)}); this must never happen: report it"
+        )
+
+
+@credit_group.command("history")
+@click.argument("system_id")
+@click.option("--since", metavar="DATE", help="From this date or time (included).")
+@click.option("--until", metavar="DATE", help="Up to this date or time (excluded).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def credit_history(
+    ctx: Context, system_id: str, since: str | None, until: str | None, as_json: bool
+) -> None:
+    """List the movements of an account's credit, oldest first: top-ups, charges (a message
+    accepted), refunds and adjustments (replace_sm), with the message's id.
+
+    DATE is a day (2026-01-31, from its midnight UTC) or an ISO datetime (2026-01-31T12:00:00,
+    UTC unless it has an offset). In JSON, each amount is a string of credits ("-1.000") and
+    in thousandths of a credit (amount_milli), to add up exactly.
+
+    \b
+    Example:
+      smsc account credit history acme --since 2026-01-01 --until 2026-02-01
+      smsc account credit history acme --since 2026-01-31T08:00:00+01:00 --json
+    """
+    start, end = _instant(since, "--since"), _instant(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise click.ClickException("--until must be after --since")
+    with _reading(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        rows = [
+            {
+                "id": r["id"],
+                "at": _iso(r["at"]),
+                "kind": r["kind"],
+                "amount": credit.show(r["amount"]),
+                "amount_milli": r["amount"],
+                "message_id": None if r["message_id"] is None else str(r["message_id"]),
+                "note": r["note"],
+            }
+            for r in credit.history(conn, account.id, start, end)
+        ]
+    if not as_json:
+        for row in rows:
+            row.update({k: row[k] or "-" for k in ("message_id", "note")})
+    _output(rows, as_json, HISTORY_COLUMNS)
+
+
+@main.group("tariff")
+def tariff_group() -> None:
+    """The price of a message part, by destination prefix (E.164 digits): the longest
+    matching prefix, else the default price (1 credit a part unless set).
+
+    \b
+    Example:
+      smsc tariff set default 0.8
+      smsc tariff set 33 0.045
+      smsc tariff list
+    """
+
+
+def _tariff_prefix(prefix: str) -> str:
+    """PREFIX as the tariff keeps it: E.164 digits, or '' for `default`."""
+    from .store.routing import RoutingError, prefix_digits
+
+    if prefix == "default":
+        return ""
+    try:
+        return prefix_digits(prefix)
+    except RoutingError as e:
+        raise click.ClickException(f"{e} (or the word default)") from None
+
+
+def _tariff_name(prefix: str) -> str:
+    return f"prefix {prefix}" if prefix else "the default"
+
+
+@tariff_group.command("set", context_settings=_NUMBER_ARGUMENTS)
+@click.argument("prefix")
+@click.argument("price")
+@pass_context
+def tariff_set(ctx: Context, prefix: str, price: str) -> None:
+    """Set the price of a part to numbers starting with PREFIX (E.164 digits), or the default
+    price (PREFIX `default`): PRICE credits, up to 3 decimals, 0 for free. Applies to messages
+    accepted from now on.
+
+    \b
+    Example:
+      smsc tariff set 3366 0.05
+      smsc tariff set default 1.2
+    """
+    key = _tariff_prefix(prefix)
+    milli = _credits(price, "price")
+    with db.writing(ctx.engine()) as conn:
+        before = dict(credit.prices(conn)).get(key)
+        credit.set_price(conn, key, milli)
+    was = "" if before is None else f" (was {credit.show(before)})"
+    click.echo(f"price of {_tariff_name(key)}: {credit.show(milli)} a part{was}")
+
+
+@tariff_group.command("remove")
+@click.argument("prefix")
+@pass_context
+def tariff_remove(ctx: Context, prefix: str) -> None:
+    """Remove the price of PREFIX (its numbers then cost what a shorter prefix or the default
+    says), or the default price set (`default`: back to the built-in 1 credit a part).
+
+    \b
+    Example:
+      smsc tariff remove 3366
+    """
+    key = _tariff_prefix(prefix)
+    with db.writing(ctx.engine()) as conn:
+        removed = credit.remove_price(conn, key)
+    if not removed:
+        raise click.ClickException(f"no price set for {_tariff_name(key)}")
+    builtin = f": back to the built-in {credit.show(credit.MILLI)}" if not key else ""
+    click.echo(f"price of {_tariff_name(key)} removed{builtin}")
+
+
+@tariff_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def tariff_list(ctx: Context, as_json: bool) -> None:
+    """List the prices of a part: the default first (source `built-in` when none was set),
+    then by prefix. In JSON, prices are strings of credits and in thousandths (price_milli).
+
+    \b
+    Example:
+      smsc tariff list --json
+    """
+    with ctx.engine().connect() as conn:
+        prices = credit.prices(conn)
+    if not any(prefix == "" for prefix, _ in prices):
+        prices = [("", None), *prices]
+    rows = [
+        {
+            "prefix": prefix or "default",
+            "price": credit.show(credit.MILLI if price is None else price),
+            "price_milli": credit.MILLI if price is None else price,
+            "source": "built-in" if price is None else "tariff",
+        }
+        for prefix, price in sorted(prices, key=lambda p: (p[0] != "", p[0]))
+    ]
+    _output(rows, as_json, TARIFF_COLUMNS)
 
 
 # -- the opt-out list ----------------------------------------------------------------------

@@ -25,6 +25,16 @@ class SmppConfig:
     enquire_link_timer: float = 30.0
     inactivity_timer: float = 300.0
     response_timer: float = 30.0
+    # SMPP over TLS, on a port of its own beside the plain one (or alone: plain = false).
+    tls_port: int | None = None  # 0: a free port (logged as "SMPP over TLS listening on …")
+    tls_cert: str | None = None  # PEM file: our certificate, then its intermediates
+    tls_key: str | None = None  # PEM file: its private key, not encrypted
+    plain: bool = True  # false: no plain TCP listener on `port`, TLS only
+
+    def __post_init__(self):
+        _all_or_none(self, "tls_port", "tls_cert", "tls_key")
+        if not self.plain and self.tls_port is None:
+            raise ValueError("plain: false needs tls_port, tls_cert and tls_key")
 
 
 @dataclass
@@ -51,8 +61,12 @@ class SimulatorConfig:
     fail_rate: float = 0.0  # share of messages it reports UNDELIV
     tps: int = 0  # above this it answers ESME_RTHROTTLED; 0 = no limit
     control_port: int = 0  # its HTTP control endpoint on loopback; 0 = none
+    # PEM files it presents when its carrier has tls = true.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self):
+        _all_or_none(self, "tls_cert", "tls_key")
         _one_of("id_format", self.id_format, ("hex", "dec"))
         _one_of("receipt_id_format", self.receipt_id_format, ("hex", "dec", ""))
         if not 0.0 <= self.fail_rate <= 1.0:
@@ -75,10 +89,21 @@ class CarrierConfig:
     long_messages: str = "udh"  # how it takes long texts: "udh", "sar" or "payload"
     simulate: bool = False  # start a simulated carrier on host:port in this process
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    tls: bool = False  # connect over TLS (see smsc/tls.py)
+    tls_ca: str | None = None  # PEM file of the CAs to trust; absent: the system's trust store
+    tls_verify: bool = True  # false: any certificate for any name is taken (test labs only)
 
     def __post_init__(self):
         if not self.name or not self.name.isidentifier():
             raise ValueError("name: letters, digits and _ only")
+        if not self.tls and self.tls_ca is not None:
+            raise ValueError("tls_ca: needs tls = true")
+        if not self.tls and not self.tls_verify:
+            raise ValueError("tls_verify: needs tls = true")
+        if self.simulator.tls_cert is not None and not (self.simulate and self.tls):
+            raise ValueError("simulator.tls_cert: needs simulate = true and tls = true")
+        if self.simulate and self.tls and self.simulator.tls_cert is None:
+            raise ValueError("simulator.tls_cert: required with simulate = true and tls = true")
         _one_of("long_messages", self.long_messages, ("udh", "sar", "payload"))
         for key in ("binds", "window", "tps"):
             if getattr(self, key) < 1:
@@ -174,6 +199,14 @@ class Config:
         for name in self.routing.default:
             if name not in names:
                 raise ValueError(f"routing.default: no carrier named {name}")
+
+
+def _all_or_none(section: Any, *keys: str) -> None:
+    """Keys that work only together (a TLS listener's port, certificate and key)."""
+    given = [k for k in keys if getattr(section, k) is not None]
+    if given and len(given) < len(keys):
+        missing = next(k for k in keys if k not in given)
+        raise ValueError(f"{missing}: required with {given[0]}")
 
 
 def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:

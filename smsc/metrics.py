@@ -20,7 +20,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from .protocol.constants import Status
 from .protocol.session import State
-from .store import depth
+from .store import credit, depth
 
 _log = Logger()
 # Seconds between two refreshes of the queue and outbox depths. What a scrape shows of them is
@@ -156,6 +156,12 @@ class Metrics:
         )
         self.mo = Counter("smsc_mo", "Subscriber messages by kind", ["kind"], registry=r)
         self.optouts = Counter("smsc_optouts", "STOPs that put a number on a list", registry=r)
+        self.low_balances = Counter(
+            "smsc_low_balance_crossings",
+            "Prepaid accounts' balances falling below their low-balance threshold",
+            ["account"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
         )
@@ -195,6 +201,8 @@ class Metrics:
         self._carriers: dict = {}
         self._live = _Live()
         r.register(self._live)
+        self._balances = _Balances()
+        r.register(self._balances)
         self._depth_loop = None
 
     # -- the hot paths ---------------------------------------------------------------------
@@ -225,6 +233,9 @@ class Metrics:
             d = store.read(depth.depths, clock.seconds())
             d.addCallback(self.set_depths)
             d.addErrback(lambda f: _log.failure("counting the queue failed", f))
+            b = store.read(credit.balances)
+            b.addCallback(self._balances.set)
+            b.addErrback(lambda f: _log.failure("reading the balances failed", f))
             return d
 
         self._depth_loop = LoopingCall(refresh)
@@ -263,6 +274,34 @@ class CarrierMetrics:
         if child is None:
             child = self._states[state] = self._receipts.labels(self._name, state)
         child.inc()
+
+
+class _Balances:
+    """The prepaid accounts' balances as last read with the depths (never per scrape)."""
+
+    def __init__(self):
+        self.found: list[tuple[str, int, int]] = []
+
+    def set(self, found: list[tuple[str, int, int]]) -> None:
+        self.found = found
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        balance = GaugeMetricFamily(
+            "smsc_account_balance_credits", "Prepaid accounts' balances", labels=["account"]
+        )
+        low = GaugeMetricFamily(
+            "smsc_account_low_balance",
+            "1 while a prepaid account's balance is below its low-balance threshold",
+            labels=["account"],
+        )
+        for system_id, amount, threshold in self.found:
+            balance.add_metric([system_id], amount / credit.MILLI)
+            low.add_metric([system_id], float(amount < threshold))
+        yield balance
+        yield low
 
 
 class _Live:

@@ -218,8 +218,12 @@ class Simulator:
 
     # -- network -----------------------------------------------------------------------------
 
-    def listen(self, reactor, host: str, port: int):
-        listening = reactor.listenTCP(port, _Factory(self), interface=host)
+    def listen(self, reactor, host: str, port: int, tls=None):
+        """SMPP on host:port; over TLS with `tls` (smsc.tls.server_options)."""
+        if tls is None:
+            listening = reactor.listenTCP(port, _Factory(self), interface=host)
+        else:
+            listening = reactor.listenSSL(port, _Factory(self), tls, interface=host)
         address = listening.getHost()
         _log.info(
             "carrier-sim {name} listening on {host}:{port}",

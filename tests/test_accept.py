@@ -23,8 +23,9 @@ class FakeStore:
         self.inserts: list[tuple[list[tuple], object]] = []
         self.next_id = 1
 
-    def insert(self, rows, callback, hashes=None):
+    def insert(self, rows, callback, hashes=None, parts=1):
         self.inserts.append((rows, callback))
+        self.parts = parts
 
     def commit(self):
         """Answer the oldest insert as the writer would: the ids of its rows."""

@@ -15,7 +15,7 @@ from smsc import config as smsc_config
 from smsc import metrics
 from smsc.protocol.constants import Command, Status
 from smsc.protocol.session import State
-from smsc.store import accounts, depth
+from smsc.store import accounts, credit, depth
 from smsc.store.db import writing
 
 NUMBERLIKE = re.compile(r"\d{8,}")
@@ -213,20 +213,37 @@ def test_depths_refreshed_in_the_background(engine, fast_scrypt):
     store = ReadStore(engine)
     m = metrics.Metrics()
     loop = m.refresh_depths(store, clock, every=15.0)
-    assert store.reads == 1
+    assert store.reads == 2  # the depths, the balances
     assert value(m, "smsc_queue_depth", state="waiting") == 2
     assert value(m, "smsc_queue_depth", state="scheduled") == 1
     assert value(m, "smsc_queue_depth", state="in_flight") == 4
     assert value(m, "smsc_outbox_depth") == 3
     for _ in range(5):  # scrapes read the cached values: no query
         m.scrape()
-    assert store.reads == 1
-    clock.advance(3601)  # the scheduled one is due now, counted at the next refresh
     assert store.reads == 2
+    clock.advance(3601)  # the scheduled one is due now, counted at the next refresh
+    assert store.reads == 4
     assert value(m, "smsc_queue_depth", state="waiting") == 3
     assert value(m, "smsc_queue_depth", state="scheduled") == 0
     m.stop()
     assert not loop.running
+
+
+def test_prepaid_balances_refreshed_in_the_background(engine, fast_scrypt):
+    clock = Clock()
+    with writing(engine) as conn:
+        for name, low in (("alice", 1000), ("bob", 0)):
+            account = accounts.add(conn, name, "secret", clock.seconds())
+            accounts.change(conn, name, prepaid=True, low_balance=low)
+            credit.top_up(conn, account.id, 500, clock.seconds())
+        accounts.add(conn, "carol", "secret", clock.seconds())  # postpaid: no balance shown
+    m = metrics.Metrics()
+    m.refresh_depths(ReadStore(engine), clock)
+    assert value(m, "smsc_account_balance_credits", account="alice") == 0.5
+    assert value(m, "smsc_account_low_balance", account="alice") == 1
+    assert value(m, "smsc_account_low_balance", account="bob") == 0
+    assert ("smsc_account_balance_credits", frozenset({("account", "carol")})) not in samples(m)
+    m.stop()
 
 
 @sqlite_only  # PostgreSQL plans by its statistics: the same query may scan a small table

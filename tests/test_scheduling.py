@@ -59,7 +59,7 @@ class RowStore:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def insert(self, rows, callback, hashes=None):
+    def insert(self, rows, callback, hashes=None, parts=1):
         first = len(self.rows) + 1
         self.rows += [dict(zip(COLUMNS[1:-1], row, strict=True)) for row in rows]
         callback(list(range(first, first + len(rows))))

@@ -216,7 +216,7 @@ class HashingStore(FakeStore):
         super().__init__()
         self.hashes = []
 
-    def insert(self, rows, callback, hashes=None):
+    def insert(self, rows, callback, hashes=None, parts=1):
         super().insert(rows, callback)
         self.hashes.append(hashes)
 
@@ -279,7 +279,7 @@ def test_no_key_no_hashes(store):
 
 def test_an_opted_out_submit_sm(acceptor, store):
     calls = submit(acceptor)
-    store.answer([None])
+    store.answer([Status.ROPTEDOUT])
     assert calls == [(Status.ROPTEDOUT, [], [(DEST, Status.ROPTEDOUT)])]
     assert Status.ROPTEDOUT == 0x401
     assert acceptor.refused == {Status.ROPTEDOUT: 1}
@@ -291,7 +291,7 @@ def test_a_submit_multi_with_one_destination_opted_out(acceptor, store):
     stored = []
     acceptor.on_stored = lambda: stored.append(True)
     calls = submit(acceptor, dests=dests)
-    store.answer([5, None, 6])
+    store.answer([5, Status.ROPTEDOUT, 6])
     assert calls == [(Status.ROK, [5, 6], [(stopped, 0x401)])]
     assert stored == [True]
     assert acceptor.refused == {Status.ROPTEDOUT: 1}
@@ -300,9 +300,9 @@ def test_a_submit_multi_with_one_destination_opted_out(acceptor, store):
 def test_refused_counts_by_status(acceptor, store):
     bad = (0, 0, "12")
     submit(acceptor, dests=[DEST, bad, (0, 0, "0712345678")])
-    store.answer([None, 9])
+    store.answer([Status.ROPTEDOUT, 9])
     submit(acceptor, dests=[DEST, bad])
-    store.answer([None])  # every stored row opted out, one bad: RINVDSTADR as a whole
+    store.answer([Status.ROPTEDOUT])  # every stored row opted out, one bad: RINVDSTADR as a whole
     submit(acceptor, params(source_addr=""))
     assert acceptor.refused == {
         Status.RINVDSTADR: 2,

@@ -11,12 +11,14 @@ from sqlalchemy import func, insert, select, update
 from stores import PG_URL
 from test_queue import add_account
 
+from smsc.protocol.constants import Status
 from smsc.store import messages, optouts, schema
 from smsc.store.db import writing
 from smsc.store.messages import COLUMNS, State
 from smsc.store.writer import Writer
 
 NOW = 1_767_225_600.0
+OUT = Status.ROPTEDOUT
 TIMEOUT = 10  # seconds: only reached if the writer thread is stuck
 
 
@@ -368,7 +370,7 @@ def test_opted_out_rows_are_not_stored(harness, account_id, lists, monkeypatch, 
     harness.run_batch()
     assert taken == [path(mixed)]
     assert harness.writer.batches == 1
-    assert (got, after) == ([[None, None, 1]], [[2]])  # ids stay dense: none burnt
+    assert (got, after) == ([[OUT, OUT, 1]], [[2]])  # ids stay dense: none burnt
     if mixed:
         assert called == ["called"]
     assert [tuple(r) for r in harness.stored()] == [
@@ -386,7 +388,7 @@ def test_the_other_account_is_refused_its_own_list(harness, account_id, lists, m
     harness.writer.start()
     harness.run_batch()
     assert taken == [path(mixed)]
-    assert theirs == [[1, None, None]]
+    assert theirs == [[1, OUT, OUT]]
 
 
 @pytest.mark.parametrize("mixed", [False, True])
@@ -399,7 +401,7 @@ def test_multi_id_is_the_first_stored_id(harness, account_id, lists, monkeypatch
     harness.writer.start()
     harness.run_batch()
     assert taken == [path(mixed)]
-    assert (multi, single) == ([[None, 1, None, 2, 3]], [[None]])
+    assert (multi, single) == ([[OUT, 1, OUT, 2, 3]], [[OUT]])
     assert [(r.id, r.multi_id) for r in harness.stored()] == [(1, 1), (2, 1), (3, 1)]
     later = harness.insert([row(account_id)])
     harness.run_batch()
@@ -421,4 +423,38 @@ def test_a_stop_recorded_earlier_in_the_batch_refuses_the_insert(harness, accoun
     got = insert_checked(harness, account_id, FREE)
     harness.writer.start()
     harness.run_batch()
-    assert got == [[None]]
+    assert got == [[OUT]]
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"  # as psycopg raises it
+
+
+def test_a_batch_broken_by_a_deadlock_is_run_again(harness, account_id):
+    tries = []
+
+    def meets_another_node(conn):
+        tries.append(1)
+        if len(tries) == 1:
+            raise Deadlock("deadlock detected")
+        return "done"
+
+    before = harness.insert([row(account_id, b"a")])
+    called = harness.call(meets_another_node)
+    after = harness.insert([row(account_id, b"b")])
+    harness.writer.start()
+    harness.run_batch()
+    assert (before, called, after, len(tries)) == ([[1]], ["done"], [[2]], 2)
+    assert [r.body for r in harness.stored()] == [b"a", b"b"]  # once each
+
+
+def test_a_deadlock_every_time_fails_the_batch(harness, account_id):
+    def always(conn):
+        raise Deadlock("deadlock detected")
+
+    got = harness.insert([row(account_id)])
+    called = harness.call(always)
+    harness.writer.start()
+    harness.run_batch()
+    assert isinstance(got[0], Deadlock) and called[0].check(Deadlock)
+    assert harness.stored() == []

@@ -50,6 +50,14 @@ def parts_count(text: str, data_coding: int, udh16: bool = False) -> int:
     return len(_cuts(_text.encode(data_coding, text), data_coding, udh16)) - 1
 
 
+def count(data: bytes, data_coding: int, esm_class: int = 0) -> int:
+    """How many parts an encoded message is sent as (what it costs): one when its client
+    sent it as a part of its own (UDH). ValueError as `split`."""
+    if esm_class & ESM_UDHI:
+        return 1
+    return len(_cuts(data, data_coding, False)) - 1
+
+
 def _cuts(data: bytes, data_coding: int, udh16: bool) -> list[int]:
     """Offsets where parts start, then len(data)."""
     single, part8, part16 = _LIMITS.get(data_coding, _OCTETS)

@@ -108,6 +108,7 @@ class Status(IntEnum):
     RINVDCS = 0x400  # data_coding smsc does not carry, or a text not valid in it
     ROPTEDOUT = 0x401  # the destination replied STOP: on the account's or the global list
     RSTOPMENTION = 0x402  # promotional, from an alphanumeric id, without where to reply STOP
+    RNOCREDIT = 0x403  # a prepaid account whose balance does not cover the message
 
 
 class Tag(IntEnum):

@@ -23,6 +23,7 @@ from ..protocol.adapter import SessionProtocol
 from ..protocol.constants import Command, Status
 from ..protocol.pdu import Pdu
 from ..protocol.session import Closed, Response, Role, Timeout, Timers
+from ..tls import failure as tls_failure
 
 _log = Logger()
 _SLOW_DOWN = (Status.RTHROTTLED, Status.RMSGQFUL)
@@ -54,10 +55,14 @@ class Carrier:
     The dispatcher gives it parts with `enqueue` and hears back through `events`, an object
     with `part_sent(part, carrier_id)`, `part_failed(part, status)`, `part_lost(part)`,
     `carrier_down(carrier)` (its last link went: the queued parts must go elsewhere) and
-    `room_changed()` (a link bound: it can take more)."""
+    `room_changed()` (a link bound: it can take more). `tls`: how its links connect over TLS
+    (smsc.tls.client_options), None for plain TCP."""
 
-    def __init__(self, config: CarrierConfig, clock, events, on_deliver: Callable, metrics=None):
+    def __init__(
+        self, config: CarrierConfig, clock, events, on_deliver: Callable, metrics=None, tls=None
+    ):
         self.config = config
+        self.tls = tls
         # smsc.metrics: this carrier's children (None: not counted), and its PDU counts.
         self.metrics = None if metrics is None else metrics.carrier(config.name)
         self.pdus = None if metrics is None else metrics.carrier_pdus
@@ -290,6 +295,16 @@ class CarrierLink(SessionProtocol):
             if pdu.command.response is not None:
                 self.respond(pdu, Status.RINVCMDID)
 
+    def connectionLost(self, reason=None) -> None:
+        # A certificate refused would otherwise show only as a carrier that never binds (the
+        # factory hears of a clean close: the TLS error reaches only the protocol).
+        problem = None if reason is None else tls_failure(reason)
+        if problem is not None:
+            c = self.carrier.config
+            _log.warn("carrier {name}: TLS with {host}:{port} failed: {problem}", name=c.name,
+                      host=c.host, port=c.port, problem=problem)  # fmt: skip
+        super().connectionLost(reason)
+
     def on_closed(self, event: Closed) -> None:
         factory = getattr(self, "factory", None)
         if factory is not None and factory.link is self:
@@ -324,7 +339,10 @@ class LinkFactory(ReconnectingClientFactory):
         self.continueTrying = True
         self.resetDelay()
         c = self.carrier.config
-        reactor.connectTCP(c.host, c.port, self, timeout=10)
+        if self.carrier.tls is None:
+            reactor.connectTCP(c.host, c.port, self, timeout=10)
+        else:
+            reactor.connectSSL(c.host, c.port, self, self.carrier.tls, timeout=10)
 
     def halt(self) -> None:
         """Unbind, and stop reconnecting."""

@@ -33,6 +33,10 @@ _SETTABLE = {
     "website": lambda v: len(v) <= 160 or "--website: at most 160 characters",
     "mobile_senders": lambda v: True,
     "stop_mention": lambda v: v in STOP_MENTIONS or "--stop-mention must be append or refuse",
+    "prepaid": lambda v: True,
+    "low_balance": lambda v: v >= 0 or "--low-balance must be 0 (no alert) or more",
+    "refund_expired": lambda v: True,
+    "refund_rejected": lambda v: True,
 }
 STOP_MENTIONS = ("append", "refuse")
 
@@ -61,6 +65,11 @@ class Account:
     website: str = ""
     mobile_senders: bool = False
     stop_mention: str = "append"
+    prepaid: bool = False
+    balance: int = 0  # thousandths of a credit (smsc.store.credit)
+    low_balance: int = 0
+    refund_expired: bool = True
+    refund_rejected: bool = True
     senders: frozenset[str] = frozenset()  # empty: any valid sender (see the README)
 
 

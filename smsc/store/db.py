@@ -1,6 +1,8 @@
 """Engines, transactions and schema migrations (Alembic, run from code: no alembic.ini)."""
 
+import functools
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 
 from alembic import command
@@ -22,6 +24,28 @@ def chunks(values: list, size: int = 400):
     """Lists of at most `size` values: an IN list stays well under any driver's limit."""
     for i in range(0, len(values), size):
         yield values[i : i + size]
+
+
+def insert_many(cursor, postgresql: bool, table: str, columns: tuple, rows: list[tuple]) -> None:
+    """Insert rows on a driver cursor: the hot path's way (Core insert() with dicts halves the
+    rate). On SQLite, multi-row INSERTs of a few fixed sizes (each a cached prepared statement)
+    within its oldest limit of 999 variables: executemany would release and take back the GIL
+    for every row, and the reactor thread wants it meanwhile."""
+    if postgresql:
+        cursor.executemany(_insert(table, columns, 1, "%s"), rows)
+        return
+    i, total = 0, len(rows)
+    for size in (999 // len(columns), 8, 1):
+        while total - i >= size:
+            statement = _insert(table, columns, size, "?")
+            cursor.execute(statement, list(chain.from_iterable(rows[i : i + size])))
+            i += size
+
+
+@functools.cache
+def _insert(table: str, columns: tuple, n: int, mark: str) -> str:
+    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * n)
 
 
 def make_engine(url: str) -> Engine:

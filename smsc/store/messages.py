@@ -1,14 +1,15 @@
 """Messages: the queue rows, their states, and the operations clients and admins run on them."""
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import chain
 
 from sqlalchemy import Connection, Integer, func, or_, select, update
 
+from ..protocol import concat
 from ..protocol.constants import MessageState, Status
+from . import credit
+from .db import insert_many
 from .notify import QUEUE, notify
 from .schema import ID_BLOCK, message_parts, messages
 
@@ -128,25 +129,9 @@ def add(conn: Connection, rows: list[tuple]) -> list[int]:
     return list(range(first, first + len(rows)))
 
 
-# Multi-row INSERTs of a few fixed sizes (each a cached prepared statement), within SQLite's
-# oldest limit of 999 variables. One statement for many rows: executemany would release and
-# take back the GIL for every row, and the reactor thread wants it meanwhile.
-_CHUNKS = (999 // len(COLUMNS), 8, 1)
-
-
-@functools.cache
-def _multi_insert(n: int) -> str:
-    row = "(" + ", ".join("?" * len(COLUMNS)) + ")"
-    return f"INSERT INTO messages ({', '.join(COLUMNS)}) VALUES " + ", ".join([row] * n)
-
-
 def insert_sqlite(dbapi_connection, rows: list[tuple]) -> None:
     cursor = dbapi_connection.cursor()
-    i, total = 0, len(rows)
-    for size in _CHUNKS:
-        while total - i >= size:
-            cursor.execute(_multi_insert(size), list(chain.from_iterable(rows[i : i + size])))
-            i += size
+    insert_many(cursor, False, "messages", COLUMNS, rows)
     cursor.close()
 
 
@@ -230,10 +215,19 @@ def cancel(
     ):
         if value:
             where.append(column == value)
-    result = conn.execute(
-        update(messages).where(*where).values(state=State.DELETED, updated_at=now)
-    )
-    return result.rowcount
+    return _cancel(conn, where, now)
+
+
+def _cancel(conn: Connection, where: list, now: float) -> int:
+    """Cancel the messages `where` finds, and give back what they cost."""
+    ids = conn.execute(
+        update(messages)
+        .where(*where)
+        .values(state=State.DELETED, updated_at=now)
+        .returning(messages.c.id)
+    ).scalars().all()  # fmt: skip
+    credit.refund(conn, ids, credit.CANCELLED, now)
+    return len(ids)
 
 
 def waiting_ids(conn: Connection, account_id: int, service_type: str = "") -> list[int]:
@@ -245,12 +239,7 @@ def waiting_ids(conn: Connection, account_id: int, service_type: str = "") -> li
 
 
 def cancel_ids(conn: Connection, ids: list[int], now: float) -> int:
-    result = conn.execute(
-        update(messages)
-        .where(messages.c.id.in_(ids), unindexed(messages.c.state).in_(WAITING))
-        .values(state=State.DELETED, updated_at=now)
-    )
-    return result.rowcount
+    return _cancel(conn, [messages.c.id.in_(ids), unindexed(messages.c.state).in_(WAITING)], now)
 
 
 def replace(
@@ -279,7 +268,7 @@ def replace(
         select(
             messages.c.due_at, messages.c.expires_at, messages.c.data_coding, messages.c.esm_class
         ).where(*where)
-    ).first()
+    ).first()  # the rows of a submit_multi share their text, coding and times
     if row is None:
         return Status.RREPLACEFAIL
     status = check_body(body, row.data_coding, row.esm_class)
@@ -289,6 +278,13 @@ def replace(
     expires_at = row.expires_at if expires_at is None else expires_at
     if expires_at <= due_at:
         return Status.RINVEXPIRY
+    try:
+        parts = concat.count(body, row.data_coding, row.esm_class)
+    except ValueError:
+        return Status.RINVMSGLEN
+    waiting = conn.execute(select(messages.c.id, messages.c.destination).where(*where)).all()
+    if not credit.reprice(conn, waiting, parts, now):
+        return Status.RNOCREDIT
     conn.execute(
         update(messages)
         .where(*where)

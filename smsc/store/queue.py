@@ -9,7 +9,7 @@ from itertools import zip_longest
 from sqlalchemy import Connection, bindparam, case, func, select, text, update
 
 from ..protocol.constants import ESM_RECEIPT, Status
-from . import optouts, outbox
+from . import credit, optouts, outbox
 from .db import NODE, chunks
 from .messages import FINAL, ORIGIN_CLIENT, Message, State, unindexed
 from .schema import message_parts, messages
@@ -159,6 +159,7 @@ def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
         .where(messages.c.id.in_(ids))
         .values(state=State.EXPIRED, updated_at=how.now)
     )
+    credit.refund(conn, ids, credit.EXPIRED, how.now)
     asked = conn.execute(_ASKED, {"ids": ids}).all()
     _queue_receipts(conn, [(row, State.EXPIRED, 0) for row in asked], how)
 
@@ -185,6 +186,7 @@ def refuse(conn: Connection, ids, status: int, how: "Settle") -> None:
             .where(messages.c.id.in_(chunk))
             .values(state=State.REJECTED, error=status, updated_at=how.now)
         )
+    credit.refund(conn, ids, credit.REFUSED, how.now)
     rows = [row for chunk in chunks(ids) for row in conn.execute(_ROWS, {"ids": chunk})]
     _queue_receipts(conn, [(row, State.REJECTED, status) for row in rows], how)
 
@@ -306,6 +308,7 @@ def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> N
         _REJECT,
         [{"mid": m, "to": c, "err": status, "now": how.now} for m, c, status in failed],
     )
+    credit.refund(conn, [m for m, _, _ in failed], credit.REJECTED, how.now)
     rows = {row.id: row for row in conn.execute(_ROWS, {"ids": list(sending)})}
     _queue_receipts(conn, [(rows[m], State.REJECTED, status) for m, _, status in failed], how)
 
@@ -426,6 +429,8 @@ def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
     for state, ids in _grouped([(row.id, state) for row, state in settled]).items():
         for chunk in chunks(ids):
             conn.execute(_SETTLE, {"ids": chunk, "st": state, "now": how.now})
+        if state == State.REJECTED:  # the carrier's receipt says it refused it
+            credit.refund(conn, ids, credit.REJECTED, how.now)
     _queue_receipts(conn, [(row, state, row.error or 0) for row, state in settled], how, states)
 
 

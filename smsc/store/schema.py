@@ -50,6 +50,14 @@ accounts = Table(
     # A promotional message from an alphanumeric sender without "STOP au 36xxx":
     # "append" the mention, or "refuse" the message.
     Column("stop_mention", String(8), nullable=False, server_default="append"),
+    # Credit, in thousandths of a credit (smsc.store.credit): a prepaid account cannot spend
+    # below 0, a postpaid one goes below 0 by what it used. Always the sum of its ledger.
+    Column("prepaid", Boolean, nullable=False, server_default="0"),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("low_balance", BigInteger, nullable=False, server_default="0"),  # 0: no alert
+    # Refunded besides what is cancelled before it leaves (always refunded).
+    Column("refund_expired", Boolean, nullable=False, server_default="1"),
+    Column("refund_rejected", Boolean, nullable=False, server_default="1"),
 )
 
 # The addresses an account sends from; a shared short code has a row per account.
@@ -225,4 +233,37 @@ leases = Table(
     Column("node_id", Integer, nullable=False),
     Column("expires_at", Float, nullable=False),
     Index("leases_node", "node_id"),
+)
+
+# Every movement of an account's credit, never changed once written: top-ups, charges at
+# accept, refunds, adjustments when replace_sm changes a message's price. A message is charged
+# and refunded at most once (the unique index).
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(8), nullable=False),  # topup, charge, refund, adjust
+    Column("amount", BigInteger, nullable=False),  # thousandths of a credit, signed
+    Column("message_id", _ID),
+    Column("note", String(200), nullable=False, server_default=text("''")),
+    Index("ledger_account", "account_id", "at"),
+    Index(
+        "ledger_message",
+        "message_id",
+        "kind",
+        unique=True,
+        sqlite_where=text("kind IN ('charge', 'refund')"),
+        postgresql_where=text("kind IN ('charge', 'refund')"),
+    ),
+)
+
+# The price of a part by destination prefix, longest match first; the empty prefix is the
+# default (1 credit when there is no row at all).
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("prefix", String(15), primary_key=True),
+    Column("price", BigInteger, nullable=False),  # thousandths of a credit a part
 )

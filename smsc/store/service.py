@@ -53,8 +53,10 @@ class Store:
         with self.engine.connect() as conn:
             return fn(conn, *args, **kwargs)
 
-    def insert(self, rows: list[tuple], callback: Callable, hashes: list | None = None) -> None:
-        self.writer.insert(rows, callback, hashes)
+    def insert(
+        self, rows: list[tuple], callback: Callable, hashes: list | None = None, parts: int = 1
+    ) -> None:
+        self.writer.insert(rows, callback, hashes, parts)
 
     def write(self, fn: Callable, *args, **kwargs) -> Deferred:
         return self.writer.call(fn, *args, **kwargs)

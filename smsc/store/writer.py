@@ -18,7 +18,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import messages, optouts
+from ..protocol.constants import Status
+from . import credit, messages, optouts
 from .db import NODE
 from .schema import ID_BLOCK, message_ids
 
@@ -27,12 +28,13 @@ _log = Logger()
 
 
 class _Insert:
-    __slots__ = ("rows", "callback", "hashes")
+    __slots__ = ("rows", "callback", "hashes", "parts")
 
-    def __init__(self, rows, callback, hashes):
+    def __init__(self, rows, callback, hashes, parts):
         self.rows = rows
         self.callback = callback
         self.hashes = hashes
+        self.parts = parts
 
 
 class _Call:
@@ -51,6 +53,16 @@ def _is_insert(job) -> bool:
 
 class _JobFailed(Exception):
     """A job raised in a batch run without savepoints: run the batch again with them."""
+
+
+# Transactions on PostgreSQL may meet in a deadlock (two nodes charging the same accounts in
+# another order, say); the one PostgreSQL rolls back is run again, as its docs advise.
+ATTEMPTS = 5
+_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
+def _conflict(error: BaseException | None) -> bool:
+    return getattr(getattr(error, "orig", error), "sqlstate", None) in _CONFLICTS
 
 
 def _chain(result, d: Deferred):
@@ -72,6 +84,9 @@ class Writer:
         self._conn = None
         self._sqlite = engine.dialect.name == "sqlite"
         self.node_id: int | None = None  # the node the claims it runs are recorded for
+        # Called on the reactor with (system_id, balance, threshold) for each prepaid account
+        # a batch took below its low-balance threshold.
+        self.low_balance: Callable[[list[tuple[str, int, int]]], None] | None = None
         self.batches = 0  # how many transactions committed, for the benchmark and tests
 
     def start(self) -> None:
@@ -94,16 +109,21 @@ class Writer:
         return d
 
     def insert(
-        self, rows: list[tuple], callback: Callable[[Any], None], hashes: list | None = None
+        self,
+        rows: list[tuple],
+        callback: Callable[[Any], None],
+        hashes: list | None = None,
+        parts: int = 1,
     ) -> None:
-        """Store message rows (COLUMNS without id and multi_id). `callback` gets, on the
-        reactor, the list of their ids once committed, or the exception that prevented it.
-        Several rows in one call are one submit_multi: their multi_id is the first id.
-        `hashes`: each row's destination on the opt-out list's terms; a row whose number is
-        on its account's list or the global one is not stored, and its id is None. Checked
-        here, in the transaction that stores the rows, so that a STOP recorded a moment
-        before is never missed."""
-        self._queue.put(_Insert(rows, callback, hashes))
+        """Store message rows of one account (COLUMNS without id and multi_id), each charged
+        `parts` times its destination's price. `callback` gets, on the reactor, for each row
+        its id once committed, or the Status that refused it (ROPTEDOUT, RNOCREDIT: nothing of
+        it is stored or charged); or the exception that prevented the whole batch. Several
+        rows in one call are one submit_multi: their multi_id is the first id. `hashes`: each
+        row's destination on the opt-out list's terms. The opt-out list and the balance are
+        checked here, in the transaction that stores the rows, so that a STOP recorded a
+        moment before is never missed and concurrent submits never overdraw."""
+        self._queue.put(_Insert(rows, callback, hashes, parts))
 
     def call(self, fn: Callable, *args, **kwargs) -> Deferred:
         """Run `fn(connection, *args, **kwargs)` in the writer's next transaction."""
@@ -144,18 +164,23 @@ class Writer:
         self._reactor.callFromThread(self._ended.callback, None)
 
     def _commit(self, conn, jobs: list) -> list[tuple[Callable, Any]]:
-        try:
-            if self._sqlite and all(type(job) is _Insert for job in jobs):
-                done = self._commit_inserts(conn.connection.dbapi_connection, jobs)
-            else:
-                done = self._commit_jobs(conn, jobs)
-        except Exception as e:
-            # The transaction failed as a whole (disk full, database gone): nothing of it is
-            # stored, and every job in it hears so.
-            failure = Failure(e)
-            return [(job.callback, e if type(job) is _Insert else failure) for job in jobs]
-        self.batches += 1
-        return done
+        ids_at = self._next_id, self._block_end
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                if self._sqlite and all(type(job) is _Insert for job in jobs):
+                    done = self._commit_inserts(conn.connection.dbapi_connection, jobs)
+                else:
+                    done = self._commit_jobs(conn, jobs)
+            except Exception as e:
+                self._rewind(ids_at)
+                if attempt < ATTEMPTS and _conflict(e):
+                    continue  # PostgreSQL chose this batch to break a deadlock: run it again
+                # The transaction failed as a whole (disk full, database gone): nothing of it
+                # is stored, and every job in it hears so.
+                failure = Failure(e)
+                return [(job.callback, e if type(job) is _Insert else failure) for job in jobs]
+            self.batches += 1
+            return done
 
     def _allocate(self, n: int) -> int:
         """The first of n new message ids, in a row."""
@@ -174,21 +199,37 @@ class Writer:
         next_id, block_end = ids_at
         self._next_id = next_id if self._block_end == block_end else self._block_end - ID_BLOCK
 
-    def _number(self, job: _Insert, refused: set) -> tuple[list[tuple], list[int | None]]:
-        """Give the job's rows their ids (None for the refused); the rows of one submit_multi
-        share its first id."""
-        rows = job.rows
-        if refused and job.hashes:
-            keep = [(row[0], h) not in refused for row, h in zip(rows, job.hashes, strict=True)]
-            rows = [row for row, k in zip(rows, keep, strict=True) if k]
-        first = self._allocate(len(rows))
-        multi = first if len(job.rows) > 1 and rows else None
-        numbered = [(first + i, *row, multi) for i, row in enumerate(rows)]
+    def _number(self, job: _Insert, refused: set, till: credit.Till):
+        """Charge the job's rows and give them their ids, the refused ones their Status; the
+        rows of one submit_multi share its first id."""
+        rows, hashes, parts = job.rows, job.hashes, job.parts
+        account = rows[0][0]
+        price, take = till.price, till.take
+        kept, costs, verdicts = [], [], []
+        for i, row in enumerate(rows):
+            if refused and hashes and (account, hashes[i]) in refused:
+                verdicts.append(Status.ROPTEDOUT)
+                continue
+            cost = parts * price(row[5])
+            if not take(account, cost):
+                verdicts.append(Status.RNOCREDIT)
+                continue
+            verdicts.append(None)
+            kept.append(row)
+            costs.append(cost)
+        first = self._allocate(len(kept))
+        till.charge(account, first, costs, rows[0][13])  # at its submitted_at
+        multi = first if len(rows) > 1 and kept else None
+        numbered = [(first + i, *row, multi) for i, row in enumerate(kept)]
         ids = list(range(first, self._next_id))
-        if len(rows) < len(job.rows):
+        if len(kept) < len(rows):
             given = iter(ids)
-            ids = [next(given) if k else None for k in keep]
+            ids = [next(given) if v is None else v for v in verdicts]
         return numbered, ids
+
+    @staticmethod
+    def _accounts(jobs) -> set[int]:
+        return {job.rows[0][0] for job in jobs if type(job) is _Insert}
 
     @staticmethod
     def _wanted(jobs) -> list[tuple[int, bytes]]:
@@ -211,12 +252,14 @@ class Writer:
             wanted = self._wanted(jobs)
             cursor = dbapi_connection.cursor()
             refused = optouts.blocked_sqlite(cursor, wanted) if wanted else set()
-            cursor.close()
+            till = credit.Till(cursor, False, self._accounts(jobs))
             for job in jobs:
-                numbered, ids = self._number(job, refused)
+                numbered, ids = self._number(job, refused, till)
                 rows += numbered
                 done.append((job.callback, ids))
             messages.insert_sqlite(dbapi_connection, rows)
+            self._alert(done, till.close(cursor, False))
+            cursor.close()
             dbapi_connection.execute("COMMIT")
         except BaseException:
             self._rewind(ids_at)
@@ -232,28 +275,38 @@ class Writer:
         ids_at = self._next_id, self._block_end
         try:
             return self._run_jobs(conn, jobs, isolate=False)
-        except _JobFailed:
+        except _JobFailed as failed:
+            if _conflict(failed.__cause__):
+                raise failed.__cause__ from None  # the batch did not fail: it is run again
             self._rewind(ids_at)
             return self._run_jobs(conn, jobs, isolate=True)
 
     def _run_jobs(self, conn, jobs: list, isolate: bool) -> list[tuple[Callable, Any]]:
         done: list[tuple[Callable, Any]] = []
         rows: list[tuple] = []
+        postgresql = not self._sqlite
         with conn.begin():
-            refused = None  # looked up for the inserts up to the next other job
+            cursor = conn.connection.dbapi_connection.cursor()
+            # Looked up for the inserts up to the next other job, which may put numbers on a
+            # list (a STOP) or change a balance (a refund).
+            refused = till = None
             for i, job in enumerate(jobs):
                 if type(job) is _Insert:
-                    if refused is None:
-                        wanted = self._wanted(itertools.takewhile(_is_insert, jobs[i:]))
+                    if till is None:
+                        inserts = list(itertools.takewhile(_is_insert, jobs[i:]))
+                        wanted = self._wanted(inserts)
                         refused = optouts.blocked(conn, wanted) if wanted else set()
-                    numbered, ids = self._number(job, refused)
+                        till = credit.Till(cursor, postgresql, self._accounts(inserts))
+                    numbered, ids = self._number(job, refused, till)
                     rows += numbered
                     done.append((job.callback, ids))
                     continue
                 if rows:  # keep arrival order: earlier inserts go in first
                     messages.insert_rows(conn, rows)
                     rows = []
-                refused = None  # this job may put numbers on a list (a STOP)
+                if till is not None:
+                    self._alert(done, till.close(cursor, postgresql))
+                    refused = till = None
                 if isolate:
                     try:
                         with conn.begin_nested():
@@ -268,7 +321,14 @@ class Writer:
                 done.append((job.callback, result))
             if rows:
                 messages.insert_rows(conn, rows)
+            if till is not None:
+                self._alert(done, till.close(cursor, postgresql))
+            cursor.close()
         return done
+
+    def _alert(self, done: list, crossed: list) -> None:
+        if crossed and self.low_balance is not None:
+            done.append((self.low_balance, crossed))
 
     def _deliver(self, done: list[tuple[Callable, Any]]) -> None:
         for callback, result in done:

@@ -461,6 +461,10 @@ def smpplib_client():
         return client
 
     yield connect
+    close_clients(clients)
+
+
+def close_clients(clients: list[smpplib.client.Client]) -> None:
     for client in clients:
         if client._socket is not None:
             client._socket.close()
