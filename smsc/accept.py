@@ -10,8 +10,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from twisted.logger import Logger
-
 from . import addresses, hours, senders
 from .protocol import concat, smpptime
 from .protocol.constants import ESM_UDHI, Status, Tag
@@ -19,6 +17,7 @@ from .protocol.pdu import encode_tlvs
 from .protocol.throttle import TokenBucket
 from .store import optouts
 from .store.accounts import Account
+from .store.faults import transient
 from .store.messages import ORIGIN_CLIENT, State
 from .store.service import Store
 
@@ -33,7 +32,6 @@ _ESM_TYPES = (0x00, 0x08, 0x10)  # esm_class bits 2-5 in submit: default, SME ac
 Done = Callable[[int, list[int], list[tuple[tuple[int, int, str], int]]], None]
 
 _ACCEPTED = State.ACCEPTED.value
-_log = Logger()
 
 
 class Acceptor:
@@ -52,6 +50,9 @@ class Acceptor:
         # tell that messages were stored. A switch without carriers only queues.
         self.routable: Callable[[str], bool] | None = None
         self.on_stored: Callable[[], None] | None = None
+        # Set when the switch shuts down: what comes now is refused (ESME_RMSGQFUL), what was
+        # handed to the store before is still committed and answered.
+        self.closing = False
 
     def submit(
         self,
@@ -62,7 +63,11 @@ class Acceptor:
         done: Done,
     ) -> None:
         """Validate and store one message for each destination. `done` is called once, either
-        at once (refused as a whole) or when the rows are committed."""
+        at once (refused as a whole) or when the rows are committed. A store that fails
+        for a while (gone, full, locked, too slow) refuses with ESME_RMSGQFUL, which tells the
+        client to try again later; any other failure with ESME_RSYSERR."""
+        if self.closing:
+            return self._refuse(done, Status.RMSGQFUL, account, len(destinations))
         now = self._clock.seconds()
         if account.tps and not self._throttle(account, len(destinations), now):
             return self._refuse(done, Status.RTHROTTLED, account, len(destinations))
@@ -110,9 +115,9 @@ class Acceptor:
         hashes = None if digest is None else [digest(row[5]) for row in rows]
 
         def stored(result):
-            if isinstance(result, Exception):
-                _log.error("store refused a batch: {error!r}", error=result)
-                return self._refuse(done, Status.RSYSERR, account, len(rows))
+            if isinstance(result, Exception):  # the writer logs the failed batch
+                status = Status.RMSGQFUL if transient(result) else Status.RSYSERR
+                return self._refuse(done, status, account, len(rows))
             ids = [i for i in result if type(i) is int]  # the others: opted out, no credit
             if len(ids) < len(result):
                 for dest, status in zip(kept, result, strict=True):

@@ -10,6 +10,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogBeginner
 
 from . import hours, logs, tls
+from . import shutdown as shutdown_steps
 from .accept import Acceptor
 from .cluster import Cluster
 from .config import Config
@@ -22,13 +23,16 @@ from .routing.links import Carrier
 from .routing.router import Router
 from .server import SmppServer
 from .store import accounts, credit, notify, optouts, routing
+from .store import retention as message_retention  # start() has a local `retention`
 from .store.db import check_schema, writing
+from .store.faults import Quiet
 from .store.queue import Settle
 from .store.service import Store
 
 _log = Logger()
 RELOAD = 5.0  # seconds: routes and accounts changed with the CLI reach a running server so fast
 PURGE = 3600.0  # seconds between purges of the opt-out list
+RETENTION = 86400.0  # seconds between purges of finished messages' texts and numbers
 
 
 @dataclass
@@ -50,7 +54,8 @@ def start(config: Config, reactor) -> Switch:
     """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store,
     ConfigError on a TLS file that cannot be used."""
     listener_tls, carrier_tls = _tls(config)
-    store = Store(config.store.url, reactor)
+    c = config.store
+    store = Store(c.url, reactor, c.statement_timeout, c.connect_timeout)
     # What can refuse the start (schema, config accounts, a port in use) runs before the
     # store's threads start: once they run, an exception here would leave a process that
     # never exits.
@@ -63,7 +68,7 @@ def start(config: Config, reactor) -> Switch:
     acceptor = Acceptor(store, reactor, optout_key, metrics)
     cluster = Cluster(store, reactor, config.cluster, acceptor)
     cluster.join()
-    server = SmppServer(config.smpp, store, acceptor, reactor, metrics)
+    server = SmppServer(config.smpp, store, acceptor, reactor, metrics, config.limits)
     server.cluster = cluster
     switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
@@ -73,6 +78,7 @@ def start(config: Config, reactor) -> Switch:
     if config.carriers:
         _start_delivery(switch, config, reactor, acceptor, carrier_tls)
     cluster.start()  # its first heartbeat takes the carrier bind slots: the links connect
+    server.guard.start()  # the store's lockouts now, then every few seconds (a lift)
     metrics.watch(server, switch.carriers, cluster)
     metrics.refresh_depths(store, reactor)
     retention = config.optout.retention_days * 86400.0
@@ -86,31 +92,47 @@ def start(config: Config, reactor) -> Switch:
         d.addErrback(lambda f: _log.failure("dropping stale reply parts failed", f))
 
     LoopingCall(purge).start(PURGE, now=True)
+    purging = _purge_messages(config, store, reactor)
     for what, port in ports:  # last: tests and scripts wait for these lines
         address = port.getHost()
         _log.info("{what} listening on {host}:{port}", what=what, host=address.host,
                   port=address.port)  # fmt: skip
 
     def shutdown():
-        # Every acknowledged message is committed already; what is still queued in the
-        # writer is flushed (its submitters are not answered: they will resubmit).
-        cluster.stop()
-        metrics.stop()
-        if web is not None:
-            web.stopListening()
-        for carrier in switch.carriers:
-            carrier.stop()
+        # SIGTERM (smsc/shutdown.py): no new binds, no new claims; new submits refused, the
+        # ones handed to the store committed and answered; clients and carriers unbound;
+        # what they answered meanwhile written down; the writer flushed. Every acknowledged
+        # message was committed before its acknowledgement.
         if switch.dispatcher is not None:
             switch.dispatcher.stop()
-            switch.dispatcher.flush()
             switch.outbox.stop()
+        cluster.stop()
+        server.guard.stop()
+        metrics.stop()
+        if purging is not None:
+            purging.stop()
+        if web is not None:
+            web.stopListening()
+        wait = config.shutdown.unbind_wait
         d = gatherResults([port.stopListening() for _, port in ports])
-        d.addCallback(lambda _: cluster.leave())
+        d.addCallback(lambda _: gatherResults([
+            shutdown_steps.drain_clients(server, acceptor, store, reactor, wait),
+            shutdown_steps.drain_carriers(switch.carriers, reactor, wait),
+        ]))  # fmt: skip
+        d.addBoth(lambda _: _last_records(switch))
+        d.addBoth(lambda _: cluster.leave())
         d.addBoth(lambda _: store.stop())
         return d
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     return switch
+
+
+def _last_records(switch: Switch) -> None:
+    """What the carriers and clients answered while they unbound, to the writer."""
+    if switch.dispatcher is not None:
+        switch.dispatcher.flush()
+        switch.outbox.flush()
 
 
 def _start_delivery(
@@ -174,13 +196,15 @@ def _start_delivery(
         carriers, dispatcher, inbound, outbox,
     )  # fmt: skip
 
+    reads = Quiet("reading the routes and accounts", _log)  # one line an outage
+
     def reload():
         d = store.read(routing.all_routes)
         d.addCallback(_use_routes, switch, acceptor)
-        d.addErrback(lambda f: _log.failure("reading the routes failed", f))
+        d.addCallbacks(lambda _: reads.succeeded(), reads.failed)
         d = store.read(accounts.all_accounts)
         d.addCallback(_use_accounts, marketing, switch.server)
-        d.addErrback(lambda f: _log.failure("reading the accounts failed", f))
+        d.addCallbacks(lambda _: reads.succeeded(), reads.failed)
 
     LoopingCall(reload).start(RELOAD, now=False)
     if store.engine.dialect.name == "postgresql":  # other nodes' work wakes this one at once
@@ -191,6 +215,38 @@ def _start_delivery(
         reactor.addSystemEventTrigger("before", "shutdown", listener.stop)
     dispatcher.start()
     outbox.start()
+
+
+def _purge_messages(config: Config, store: Store, reactor) -> LoopingCall | None:
+    """Once a day (and at the start), the texts and numbers of messages finished more than
+    `[retention] messages_days` ago (smsc/store/retention.py); None when they are kept."""
+    days = config.retention.messages_days
+    if not days:
+        return None
+
+    def purge():
+        now = reactor.seconds()
+        before = now - days * message_retention.DAY
+        d = message_retention.purge(store.write, before, now, lambda: loop.running)
+        d.addCallback(_purged, days)
+        d.addErrback(lambda f: _log.failure("purging finished messages failed", f))
+        return d  # the next run waits for this one
+
+    loop = LoopingCall(purge)
+    loop.clock = reactor
+    loop.start(RETENTION, now=True)
+    return loop
+
+
+def _purged(counts: dict[str, int], days: int) -> None:
+    if any(counts.values()):
+        _log.info(
+            "purged the texts and numbers of {messages} messages and {outbox} outbox rows "
+            "finished more than {days} days ago",
+            messages=counts.get("messages", 0),
+            outbox=counts.get("outbox", 0),
+            days=days,
+        )
 
 
 def _tls(config: Config) -> tuple:
@@ -302,4 +358,5 @@ def serve(config: Config, log_format: str | None = None) -> None:
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     start(config, reactor)
+    shutdown_steps.install(reactor, config.shutdown.timeout)
     reactor.run()

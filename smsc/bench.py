@@ -55,6 +55,10 @@ submit rate, the switch's RSS once started, once everything is queued and after 
 the claim query's time against the full queue (and SQLite's plan of it), how long after the
 due time the first message reached a carrier (and that none did before), and how many the
 carriers took in the `--drain` seconds after it.
+
+`--mode soak` (in `smsc.bench_soak`): --mode e2e's set-up, paced at `--rate` submit_sm/s for
+`--duration` seconds, the switch's RSS sampled every few seconds; it fails (exit 1) when the
+RSS grew more than `--max-growth` % from the end of the warm-up to the end.
 """
 
 import contextlib
@@ -128,6 +132,10 @@ class Options:
     # --mode schedule
     due_in: float | None = None  # seconds from the start to the due time; None: see there
     drain: float = 20.0  # seconds the carriers' intake is watched from the due time
+    # --mode soak (in `smsc.bench_soak`)
+    duration: float = 600.0  # seconds of steady load
+    rate: int = 300  # submit_sm/s, well under what the switch can do
+    max_growth: float = 10.0  # % of RSS growth from the warm-up to the end: more fails the run
 
 
 # Each mode's default number of messages.
@@ -686,6 +694,10 @@ def resolve(opts: Options) -> Options:
 
 def run(opts: Options) -> dict:
     """Run the benchmark; the one JSON-able dict it prints."""
+    if opts.mode == "soak":
+        from .bench_soak import run_soak
+
+        return run_soak(opts)
     opts = resolve(opts)
     if opts.mode == "schedule":
         from .bench_schedule import run_schedule
@@ -862,9 +874,8 @@ class E2EGenerator(LoadGenerator):
         self.pending = pending
         self._receipted: set[bytes] = set()  # every id receipted, across phases
 
-    def run(self, messages: int) -> E2EPhase:
-        """Submit `messages`; return once every accepted one is receipted, or after `timeout`
-        seconds without any progress (stalled: what is left is counted as missing)."""
+    def _new_phase(self) -> None:
+        """The counts of a phase, from zero (`run`'s, and --mode soak's)."""
         self._refused: Counter = Counter()
         self._accepted = self._receipted_now = 0
         self._duplicates = self._undelivered = 0
@@ -874,6 +885,11 @@ class E2EGenerator(LoadGenerator):
         self._receipt_latencies: list[int] = []
         self._unanswered = 0  # submit_sm without their response yet
         self._last_receipt = 0
+
+    def run(self, messages: int) -> E2EPhase:
+        """Submit `messages`; return once every accepted one is receipted, or after `timeout`
+        seconds without any progress (stalled: what is left is counted as missing)."""
+        self._new_phase()
         budget = messages
         window, cap = self.window, self.pending
         binds, waiting = self._binds, self._waiting
@@ -908,9 +924,13 @@ class E2EGenerator(LoadGenerator):
                 stalled = True
                 break
         end = self._last_receipt or time.perf_counter_ns()
+        return self._phase(messages, messages - budget, waiting, (end - start) / 1e9, cpu0, stalled)
+
+    def _phase(self, messages, submitted, waiting, elapsed, cpu0, stalled) -> "E2EPhase":
+        """What the phase that started at process time `cpu0` counted."""
         return E2EPhase(
             messages=messages,
-            submitted=messages - budget,
+            submitted=submitted,
             accepted=self._accepted,
             refused=self._refused,
             receipted=self._receipted_now,
@@ -920,7 +940,7 @@ class E2EGenerator(LoadGenerator):
             missing=len(waiting) + self._unanswered,
             resp_latencies=self._resp_latencies,
             receipt_latencies=self._receipt_latencies,
-            elapsed=(end - start) / 1e9,
+            elapsed=elapsed,
             client_cpu=time.process_time() - cpu0,
             stalled=stalled,
         )
@@ -1168,6 +1188,48 @@ def carrier_fields(opts: Options) -> dict:
     }
 
 
+@contextlib.contextmanager
+def e2e_switch(opts: Options, count: int):
+    """A temporary store, the carrier simulators and `count` switch nodes for an end-to-end
+    run, ready (carriers bound): (store url, nodes, simulators); all stopped and removed
+    after, in reverse."""
+    with contextlib.ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        url, _ = cleanup.enter_context(_store(opts, workdir))
+        _prepare_store(url, opts.binds)
+        sims: list[_Process] = []
+        if opts.simulators == "out":
+            sims = _start_carrier_sims(workdir, opts)
+            for sim in sims:
+                cleanup.callback(sim.stop)
+            ports = [sim.address[1] for sim in sims]
+        else:
+            ports = [_free_port() for _ in range(opts.carriers)]
+        configs = [_e2e_config(opts, url, ports, node=i) for i in range(count)]
+        nodes = _start_nodes(cleanup, workdir, configs)
+        _wait_for_carriers(nodes, opts)
+        yield url, nodes, sims
+
+
+def phase_fields(phase) -> dict:
+    """What an end-to-end phase counted and how long its answers took."""
+    return {
+        "receipt_p50_ms": _round(_percentile_ms(phase.receipt_latencies, 0.50)),
+        "receipt_p99_ms": _round(_percentile_ms(phase.receipt_latencies, 0.99)),
+        "resp_p50_ms": _round(_percentile_ms(phase.resp_latencies, 0.50)),
+        "resp_p99_ms": _round(_percentile_ms(phase.resp_latencies, 0.99)),
+        "submitted": phase.submitted,
+        "accepted": phase.accepted,
+        "refused": {_status_name(s): n for s, n in sorted(phase.refused.items(), key=str)},
+        "receipted": phase.receipted,
+        "undelivered": phase.undelivered,
+        "duplicates": phase.duplicates,
+        "unknown_receipts": phase.unknown,
+        "missing": phase.missing,
+    }
+
+
 def _run_e2e(opts: Options, warmup: int) -> dict:
     check_carriers(opts)
     result: dict = {
@@ -1183,22 +1245,7 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
         "python": ".".join(map(str, sys.version_info[:3])),
         "store": store_kind(opts.store_url or "sqlite"),
     }
-    with contextlib.ExitStack() as cleanup:  # in reverse: the servers, the store, the directory
-        workdir = Path(tempfile.mkdtemp(prefix="smsc-bench-"))
-        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        url, _ = cleanup.enter_context(_store(opts, workdir))
-        _prepare_store(url, opts.binds)
-        sims: list[_Process] = []
-        if opts.simulators == "out":
-            sims = _start_carrier_sims(workdir, opts)
-            for sim in sims:
-                cleanup.callback(sim.stop)
-            ports = [sim.address[1] for sim in sims]
-        else:
-            ports = [_free_port() for _ in range(opts.carriers)]
-        configs = [_e2e_config(opts, url, ports, node=i) for i in range(opts.nodes)]
-        nodes = _start_nodes(cleanup, workdir, configs)
-        _wait_for_carriers(nodes, opts)
+    with e2e_switch(opts, opts.nodes) as (url, nodes, sims):
         gen = E2EGenerator(
             *nodes[0].address, opts.binds, opts.window, opts.timeout,
             e2e_numbers(opts.carriers), opts.pending,
@@ -1229,18 +1276,7 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
         others = None if host0 is None or host1 is None else max(0.0, host1 - host0 - ours)
         result.update(
             receipted_per_s=round(phase.rate),
-            receipt_p50_ms=_round(_percentile_ms(phase.receipt_latencies, 0.50)),
-            receipt_p99_ms=_round(_percentile_ms(phase.receipt_latencies, 0.99)),
-            resp_p50_ms=_round(_percentile_ms(phase.resp_latencies, 0.50)),
-            resp_p99_ms=_round(_percentile_ms(phase.resp_latencies, 0.99)),
-            submitted=phase.submitted,
-            accepted=phase.accepted,
-            refused={_status_name(s): n for s, n in sorted(phase.refused.items(), key=str)},
-            receipted=phase.receipted,
-            undelivered=phase.undelivered,
-            duplicates=phase.duplicates,
-            unknown_receipts=phase.unknown,
-            missing=phase.missing,
+            **phase_fields(phase),
             complete=not phase.missing and not phase.stalled,
             elapsed_s=round(phase.elapsed, 3),
             peak_rss_mib=_round(_sum(rss)),  # the nodes' together

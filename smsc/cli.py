@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.exc import DBAPIError
 
-from . import addresses, hours
+from . import addresses, hours, limits
 from . import config as configuration
-from .store import accounts, credit, db, messages, optouts, senders
+from .store import accounts, credit, db, lockouts, messages, optouts, senders
 from .store.accounts import AccountError
 
 
@@ -48,7 +48,8 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except DBAPIError as e:  # the store is unreachable, locked or read-only
-            raise click.ClickException(f"store: {e.orig or e}") from None
+            message = " ".join(str(e.orig or e).split())  # one line (libpq's has several)
+            raise click.ClickException(f"store: {message}") from None
 
 
 @click.group(cls=_Main)
@@ -132,6 +133,67 @@ def db_upgrade(ctx: Context) -> None:
     click.echo(f"schema at {head}" + ("" if before == head else f" (was {before or 'empty'})"))
 
 
+@db_group.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    help="Days since a message ended  [default: [retention] messages_days, 90]",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; change nothing.")
+@click.option(
+    "--rescan",
+    is_flag=True,
+    help="Look at every row from the first, not from where the last purge stopped.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_context
+def db_purge(ctx: Context, days: int | None, dry_run: bool, rescan: bool, as_json: bool) -> None:
+    """Forget the texts and numbers of messages finished more than --older-than days ago, and
+    of the receipts and replies delivered to (or expired for) clients that long ago. Ids,
+    states, times, carriers, errors and the credit ledger stay; alphanumeric sender ids stay.
+    Messages waiting or in flight are never touched. The server runs the same purge once a
+    day; this one works in short transactions, beside a running server or not.
+
+    \b
+    Example:
+      smsc db purge --dry-run
+      smsc db purge --older-than 30 --json
+    """
+    from .store import retention
+
+    if days is None:
+        days = ctx.config.retention.messages_days
+        if not days:
+            raise click.ClickException(
+                "[retention] messages_days = 0 keeps messages for ever: give --older-than DAYS"
+            )
+    engine = ctx.engine()
+    now = time.time()
+    before = now - days * retention.DAY
+    counts = {}
+    try:
+        for walk in retention.walks(before, now, dry_run=dry_run, rescan=rescan):
+            counts[walk.table] = retention.purge_in_transactions(engine, walk)
+    finally:
+        engine.dispose()
+    row = {
+        "messages": counts["messages"],
+        "outbox": counts["outbox"],
+        "older_than_days": days,
+        "before": _iso(before),
+        "dry_run": dry_run,
+    }
+    if as_json:
+        click.echo(json.dumps(row))
+        return
+    verb = "would purge" if dry_run else "purged"
+    click.echo(
+        f"{verb} the texts and numbers of {row['messages']} messages and {row['outbox']} "
+        f"outbox rows finished before {row['before']} ({days} days ago)"
+    )
+
+
 # -- accounts ------------------------------------------------------------------------------
 
 
@@ -161,6 +223,7 @@ def _account_dict(a: accounts.Account) -> dict:
         "low_balance_milli": a.low_balance,
         "refund_expired": a.refund_expired,
         "refund_rejected": a.refund_rejected,
+        "networks": a.networks.split(),
     }
 
 
@@ -290,6 +353,27 @@ def _change_senders(conn, account: accounts.Account, added, removed, mobile_off:
         )
 
 
+def _changed_networks(account: accounts.Account, allowed, removed) -> str | None:
+    """The account's networks once `removed` are taken out and `allowed` added (canonical,
+    separated by spaces); None when neither is given."""
+    if not allowed and not removed:
+        return None
+    networks = account.networks.split()
+    for option, given in (("--remove-network", removed), ("--allow-network", allowed)):
+        for text in given:
+            try:
+                network = limits.parse_network(text)
+            except ValueError as e:
+                raise AccountError(f"{option} {e}") from None
+            if option == "--allow-network" and network not in networks:
+                networks.append(network)
+            elif option == "--remove-network":
+                if network not in networks:
+                    raise AccountError(f"account {account.system_id} has no network {network}")
+                networks.remove(network)
+    return " ".join(networks)
+
+
 @main.group("account")
 def account_group() -> None:
     """Client accounts (the system_ids ESMEs bind with).
@@ -361,6 +445,7 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
     row = _account_dict(account)
     if not as_json:
         row["senders"] = " ".join(row["senders"]) or "- (any valid sender)"
+        row["networks"] = " ".join(row["networks"]) or "- (binds from anywhere)"
         row.update({k: row[k] or "-" for k in ("company", "contact", "website")})
         del row["balance_milli"], row["low_balance_milli"]
         if not account.low_balance:
@@ -405,6 +490,21 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
     metavar="ADDR",
     help="A sender it may no longer use; repeatable.",
 )
+@click.option(
+    "--allow-network",
+    "allowed_networks",
+    multiple=True,
+    metavar="CIDR",
+    help="A network it may bind from (10.0.0.0/8, 2001:db8::/32, or one address); "
+    "repeatable, adds to its networks. An account without networks binds from anywhere.",
+)
+@click.option(
+    "--remove-network",
+    "removed_networks",
+    multiple=True,
+    metavar="CIDR",
+    help="A network it may no longer bind from; repeatable.",
+)
 @pass_context
 def account_set(
     ctx: Context, system_id: str, password, added_senders, removed_senders, **values
@@ -423,9 +523,12 @@ def account_set(
       smsc account set shop --sender SHOP --sender 36180 --remove-sender OLDSHOP
       smsc account set shop --company "Shop SA" --website shop.example --stop-mention refuse
       smsc account set kiosk --prepaid --low-balance 50.5 --no-refund-rejected
+      smsc account set acme --allow-network 192.0.2.0/24 --allow-network 2001:db8::/48
+      smsc account set acme --remove-network 192.0.2.0/24
     """
+    allowed, removed = values.pop("allowed_networks"), values.pop("removed_networks")
     nothing = password is None and all(v is None for v in values.values())
-    if nothing and not added_senders and not removed_senders:
+    if nothing and not (added_senders or removed_senders or allowed or removed):
         raise click.UsageError("nothing to change: give at least one option")
     with _admin(ctx) as conn:
         before = accounts.require(conn, system_id)
@@ -437,10 +540,14 @@ def account_set(
             )
         except ValueError as e:
             raise click.ClickException(str(e)) from None
+        values["networks"] = _changed_networks(before, allowed, removed)
         account = accounts.change(conn, system_id, password=password, **values)
         mobile_off = values["mobile_senders"] is False
         _change_senders(conn, account, added_senders, removed_senders, mobile_off)
     click.echo(f"account {system_id} changed")
+    if values["networks"] is not None:
+        where = account.networks.replace(" ", ", ") or "anywhere"
+        click.echo(f"{system_id} binds from {where}")
     if values["prepaid"] and account.balance < 0:
         click.echo(
             f"warning: {system_id} is prepaid with a balance of {credit.show(account.balance)}: "
@@ -1464,7 +1571,7 @@ def message_show(ctx: Context, message_id: str, as_json: bool, with_text: bool) 
       smsc message show 42
       smsc message show 42 --json --text
     """
-    from .store import outbox
+    from .store import outbox, retention
 
     with ctx.engine().connect() as conn:
         message = messages.get(conn, _message_id(message_id))
@@ -1475,6 +1582,7 @@ def message_show(ctx: Context, message_id: str, as_json: bool, with_text: bool) 
         forwarded = outbox.of_message(conn, message.account_id, message.id)
     zone = _zone(owner.timezone)
     final = message.state in messages.FINAL
+    purged = retention.is_purged(message)
     row = {
         "id": str(message.id),
         "account": owner.system_id,
@@ -1497,11 +1605,12 @@ def message_show(ctx: Context, message_id: str, as_json: bool, with_text: bool) 
         "final_at": message.updated_at if final else None,
         "parts": [{k: p[k] for k in PART_KEYS} for p in parts],
         "client_receipts": forwarded,
+        "purged": purged,
     }
     if message.multi_id is not None:
         row["multi_id"] = str(message.multi_id)
     if with_text:
-        row["text"] = _message_text(message)
+        row["text"] = None if purged else _message_text(message)
     if as_json:
         click.echo(json.dumps(_times_as_data(row, zone), indent=2))
         return
@@ -1583,8 +1692,12 @@ def _show_message(row: dict, zone) -> None:
             "receipt": receipt,
         }
     )
+    if row["purged"]:  # its text and numbers are gone (smsc db purge)
+        shown["destination"] = "- (purged)"
+        shown["source"] = row["source"] or "- (purged)"
+        shown["length"] = "- (purged)"
     if "text" in row:
-        shown["text"] = row["text"]
+        shown["text"] = "- (purged)" if row["purged"] else row["text"]
     _output_one(shown, False)
     click.echo("\nparts at the carrier:")
     if parts:
@@ -1724,6 +1837,85 @@ def _output_one(row: dict, as_json: bool) -> None:
         click.echo(f"{key.ljust(width)}  {value}")
 
 
+# -- lockouts ------------------------------------------------------------------------------
+
+LOCKOUT_COLUMNS = ["kind", "target", "since", "until", "remaining", "failures"]
+
+
+@main.group("lockout")
+def lockout_group() -> None:
+    """Bind lockouts: a system_id or a source address that failed too many binds is refused
+    (ESME_RBINDFAIL, no password check) until its lockout ends or an admin lifts it. The
+    thresholds and the lockout's length are in [limits] (README, "Abuse and limits").
+
+    \b
+    Example:
+      smsc lockout list
+      smsc lockout lift --account acme
+      smsc lockout lift --address 203.0.113.7
+    """
+
+
+@lockout_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def lockout_list(ctx: Context, as_json: bool) -> None:
+    """List the lockouts in force, on every node sharing the store: kind (account or address),
+    target (a system_id, an IPv4 address, or the /64 of an IPv6 one), since, until, the
+    seconds remaining and the failed binds that started it.
+
+    \b
+    Example:
+      smsc lockout list --json
+    """
+    now = time.time()
+    with ctx.engine().connect() as conn:
+        found = lockouts.active(conn, now)
+    rows = [
+        {
+            "kind": lo.kind,
+            "target": lo.key,
+            "since": _iso(lo.since),
+            "until": _iso(lo.until),
+            "remaining": round(lo.until - now),
+            "failures": lo.failures,
+        }
+        for lo in found
+    ]
+    _output(rows, as_json, LOCKOUT_COLUMNS)
+
+
+@lockout_group.command("lift")
+@click.option("--account", "system_id", metavar="SYSTEM_ID", help="Lift a system_id's lockout.")
+@click.option("--address", metavar="IP", help="Lift a source address's lockout.")
+@pass_context
+def lockout_lift(ctx: Context, system_id: str | None, address: str | None) -> None:
+    """End a lockout now. A running server lets the account or address bind again within
+    5 seconds (its failures start again from 0). An IPv6 address is locked out by its /64:
+    give any address of it, or the /64.
+
+    \b
+    Example:
+      smsc lockout lift --account acme
+      smsc lockout lift --address 203.0.113.7
+      smsc lockout lift --address 2001:db8:1:2::/64
+    """
+    if (system_id is None) == (address is None):
+        raise click.UsageError("give --account SYSTEM_ID or --address IP (one of them)")
+    if system_id is not None:
+        kind, key = lockouts.ACCOUNT, system_id
+    else:
+        try:
+            kind, key = lockouts.ADDRESS, limits.parse_address(address)
+        except ValueError as e:
+            raise click.ClickException(f"--address {e}") from None
+    with _admin(ctx) as conn:
+        lifted = lockouts.lift(conn, kind, key, time.time())
+    if not lifted:
+        raise click.ClickException(f"no lockout of {kind} {key} (smsc lockout list)")
+    click.echo(f"lockout of {kind} {key} lifted")
+
+
 # -- carrier simulator ---------------------------------------------------------------------
 
 
@@ -1806,11 +1998,12 @@ def carrier_sim(**o) -> None:
 @main.command()
 @click.option(
     "--mode",
-    type=click.Choice(["submit", "e2e", "schedule"]),
+    type=click.Choice(["submit", "e2e", "schedule", "soak"]),
     default="submit",
     show_default=True,
     help="submit: accepted submit_sm/s; e2e: clients → switch → carriers → receipts back; "
-    "schedule: a queue of scheduled messages, and how it drains once due.",
+    "schedule: a queue of scheduled messages, and how it drains once due; soak: a steady e2e "
+    "load for --duration seconds, the switch's RSS sampled.",
 )
 @click.option("--binds", type=int, default=8, show_default=True, help="Client binds.")
 @click.option("--window", type=int, default=10, show_default=True, help="Outstanding per bind.")
@@ -1874,6 +2067,18 @@ def carrier_sim(**o) -> None:
     show_default=True,
     help="schedule: seconds the carriers' intake is watched from the due time.",
 )
+@click.option(
+    "--duration", type=float, default=600.0, show_default=True, help="soak: seconds of load."
+)
+@click.option("--rate", type=int, default=300, show_default=True, help="soak: submit_sm/s.")
+@click.option(
+    "--max-growth",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="soak: % of RSS growth from the end of the warm-up (a fifth of the run) to the end "
+    "above which the run fails.",
+)
 @click.pass_context
 def bench(ctx: click.Context, **options) -> None:
     """Measure accepted submit_sm/s, latency and peak RSS against the protocol ceiling; print
@@ -1889,12 +2094,18 @@ def bench(ctx: click.Context, **options) -> None:
     simulated carriers, and measures the switch's RSS before and after, the claim query at
     that size, the delay from the due time to the first message out, and the drain rate.
 
+    --mode soak submits --rate messages/s (with receipts, as e2e; the simulated carriers in
+    processes of their own) for --duration seconds and samples the switch's RSS; it exits 1
+    (after its JSON line) when the RSS grew more than --max-growth % after the warm-up, or
+    when a message got no receipt.
+
     \b
     Example:
       smsc bench --binds 8 --window 10 --messages 100000
       smsc bench --mode e2e --messages 20000
       smsc bench --store-url postgresql+psycopg://postgres@127.0.0.1/bench --nodes 2
       smsc bench --mode schedule
+      smsc bench --mode soak --duration 600
     """
     from . import bench as benchmark
 
@@ -1903,5 +2114,5 @@ def bench(ctx: click.Context, **options) -> None:
     except benchmark.BenchError as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(result))
-    if result.get("complete") is False:
+    if result.get("complete") is False or result.get("flat") is False:
         ctx.exit(1)

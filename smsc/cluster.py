@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from .config import ClusterConfig
 from .store import nodes
 from .store.db import writing
+from .store.faults import Quiet
 
 _log = Logger()
 
@@ -42,6 +43,7 @@ class Cluster:
         self._stopped = False
         self._last_beat = 0.0  # when the last heartbeat was stored
         self._loop: LoopingCall | None = None
+        self._beats = Quiet("the heartbeat", _log)
 
     def join(self) -> int:
         """At start, before the store's threads: register, and queue again what this node
@@ -116,6 +118,7 @@ class Cluster:
 
     def _beaten(self, result, now: float) -> None:
         self._beating = False
+        self._beats.succeeded()
         if self._stopped:
             return
         seen, slots = result
@@ -152,7 +155,7 @@ class Cluster:
     def _not_beaten(self, failure, returning) -> None:
         self._beating = False
         self._returning = returning + self._returning  # try again at the next beat
-        _log.failure("the heartbeat failed", failure)
+        self._beats.failed(failure)  # the store away: one line, not one a beat
         self._lapsing(self.reactor.seconds())
 
     def _lapsing(self, now: float) -> None:

@@ -35,11 +35,80 @@ class SmppConfig:
         _all_or_none(self, "tls_port", "tls_cert", "tls_key")
         if not self.plain and self.tls_port is None:
             raise ValueError("plain: false needs tls_port, tls_cert and tls_key")
+        _between(self, 0, 65535, "port", "tls_port")
+        _between(self, 1, 1 << 20, "window")
+        _between(self, 512, 1 << 24, "max_pdu_size")  # a bind, a full submit_sm at least
+        _at_least(self, 0.0, "session_init_timer", "enquire_link_timer", "inactivity_timer",
+                  "response_timer")  # fmt: skip
+        _longest(self, 15, "system_id")  # the C-octet string of bind_resp (spec 4.1)
+
+
+@dataclass
+class LimitsConfig:
+    """Bind failures and connections (README, "Abuse and limits"). A count of 0: no limit."""
+
+    bind_failures_per_id: int = 5  # failed binds of a system_id before it is locked out
+    bind_failures_per_address: int = 50  # of a source address (many clients share one: NAT)
+    lockout: float = 900.0  # seconds a lockout lasts; failures are counted over as long
+    bind_delay: float = 1.0  # seconds a first failed bind waits for its answer, doubled after
+    bind_delay_max: float = 10.0  # each further failure, up to this
+    max_connections: int = 1000  # client connections open at once, all addresses together
+    max_connections_per_address: int = 200  # from one address (an IPv6 /64 counts as one)
+
+    def __post_init__(self):
+        for key in ("bind_failures_per_id", "bind_failures_per_address", "max_connections",
+                    "max_connections_per_address"):  # fmt: skip
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be 0 (no limit) or more")
+        per_id, per_address = self.bind_failures_per_id, self.bind_failures_per_address
+        if per_id and per_address and per_address < per_id:
+            raise ValueError(
+                "bind_failures_per_address: must be at least bind_failures_per_id (many "
+                "clients share one address behind NAT)"
+            )
+        if self.lockout <= 0:
+            raise ValueError("lockout: must be more than 0 seconds")
+        if self.bind_delay < 0:
+            raise ValueError("bind_delay: must be 0 (no delay) or more")
+        if self.bind_delay_max < self.bind_delay:
+            raise ValueError("bind_delay_max: must be at least bind_delay")
 
 
 @dataclass
 class StoreConfig:
     url: str = "sqlite:///smsc.db"
+    # PostgreSQL (README, "Faults and shutdown"): seconds to open a connection, and that one
+    # statement of the server may run (0: no limit); past them the work fails (a submit gets
+    # ESME_RMSGQFUL) rather than hang.
+    connect_timeout: int = 5
+    statement_timeout: float = 10.0
+
+    def __post_init__(self):
+        backend, _, driver = self.url.partition(":")[0].partition("+")
+        if backend not in ("sqlite", "postgresql") or "://" not in self.url:
+            raise ValueError(  # not the URL itself: it may hold a password
+                "url: not a store URL (sqlite:///FILE or postgresql+psycopg://USER@HOST/DB)"
+            )
+        if backend == "postgresql" and driver != "psycopg":
+            raise ValueError("url: PostgreSQL is reached with psycopg: postgresql+psycopg://…")
+        if self.connect_timeout < 2:  # libpq takes less than 2 s as 2
+            raise ValueError("connect_timeout: must be at least 2 seconds")
+        if self.statement_timeout < 0:
+            raise ValueError("statement_timeout: must be 0 (no limit) or more")
+
+
+@dataclass
+class ShutdownConfig:
+    """What SIGTERM (or SIGINT) does (README, "Faults and shutdown")."""
+
+    timeout: float = 10.0  # seconds it may take at most; then, or at a second signal, exit now
+    unbind_wait: float = 2.0  # seconds the clients and carriers get to answer our unbind
+
+    def __post_init__(self):
+        if self.timeout <= 0:
+            raise ValueError("timeout: must be more than 0 seconds")
+        if not 0 <= self.unbind_wait < self.timeout:
+            raise ValueError("unbind_wait: must be 0 or more, and less than timeout")
 
 
 @dataclass
@@ -71,6 +140,8 @@ class SimulatorConfig:
         _one_of("receipt_id_format", self.receipt_id_format, ("hex", "dec", ""))
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate: must be between 0 and 1")
+        _at_least(self, 0, "dlr_delay", "tps")
+        _between(self, 0, 65535, "control_port")
 
 
 @dataclass
@@ -111,6 +182,10 @@ class CarrierConfig:
         for prefix in self.prefixes:
             if not prefix.isdigit():
                 raise ValueError(f"prefixes: {prefix!r} is not E.164 digits")
+        _between(self, 1, 65535, "port")
+        _longest(self, 15, "system_id")  # the C-octet strings of bind (spec 4.1)
+        _longest(self, 8, "password")
+        _longest(self, 12, "system_type")
 
 
 @dataclass
@@ -124,6 +199,12 @@ class QueueConfig:
     retry_delay: float = 10.0  # seconds before a message put back in the queue is due again
     outbox_retention: float = 72 * 3600.0  # seconds a receipt waits for its client to bind
     outbox_retry: float = 30.0  # seconds before a deliver_sm that failed is tried again
+
+    def __post_init__(self):
+        _at_least(self, 1, "claim_batch")
+        _at_least(self, 0.0, "retry_delay", "outbox_retry")
+        if self.outbox_retention <= 0:
+            raise ValueError("outbox_retention: must be more than 0 seconds")
 
 
 @dataclass
@@ -143,11 +224,27 @@ class OptoutConfig:
 
 
 @dataclass
+class RetentionConfig:
+    """How long what finished messages said, and to whom, is kept (smsc/store/retention.py)."""
+
+    # Days after a message ended (and its receipt was made) that its text and numbers are
+    # purged, by `smsc db purge` and by the server once a day; 0: kept for ever.
+    messages_days: int = 90
+
+    def __post_init__(self):
+        if self.messages_days < 0:
+            raise ValueError("messages_days: must be 0 (keep) or more")
+
+
+@dataclass
 class MetricsConfig:
     """`/metrics`, `/healthz` and `/status` over HTTP; no `[metrics]` section: no listener."""
 
     host: str = "127.0.0.1"
     port: int = 9100  # 0: a free port (logged as "metrics listening on HOST:PORT")
+
+    def __post_init__(self):
+        _between(self, 0, 65535, "port")
 
 
 @dataclass
@@ -161,6 +258,8 @@ class ClusterConfig:
     def __post_init__(self):
         if not self.node or len(self.node) > 64:
             raise ValueError("node: 1 to 64 characters")
+        if self.heartbeat <= 0:
+            raise ValueError("heartbeat: must be more than 0 seconds")
         if not 0 < self.heartbeat * 3 <= self.lease:
             raise ValueError("lease: must be at least three heartbeats")
 
@@ -181,14 +280,17 @@ class LoggingConfig:
 @dataclass
 class Config:
     smpp: SmppConfig = field(default_factory=SmppConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     accounts: list[AccountConfig] = field(default_factory=list)
     carriers: list[CarrierConfig] = field(default_factory=list)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     optout: OptoutConfig = field(default_factory=OptoutConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     metrics: MetricsConfig | None = None
 
     def __post_init__(self):
@@ -207,6 +309,26 @@ def _all_or_none(section: Any, *keys: str) -> None:
     if given and len(given) < len(keys):
         missing = next(k for k in keys if k not in given)
         raise ValueError(f"{missing}: required with {given[0]}")
+
+
+def _between(section: Any, low: int, high: int, *keys: str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{key}: must be between {low} and {high}, not {value}")
+
+
+def _at_least(section: Any, low: float, *keys: str) -> None:
+    for key in keys:
+        value = getattr(section, key)
+        if value < low:
+            raise ValueError(f"{key}: must be {low:g} or more, not {value:g}")
+
+
+def _longest(section: Any, most: int, *keys: str) -> None:
+    for key in keys:
+        if len(getattr(section, key)) > most:
+            raise ValueError(f"{key}: at most {most} characters")
 
 
 def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -7,10 +7,12 @@ from .config import QueueConfig
 from .protocol.constants import Command, Tag
 from .protocol.pdu import PduError, decode_tlvs
 from .store import outbox
+from .store.faults import Quiet
 
 _log = Logger()
 _IDLE = 0.5  # seconds between looks at the outbox while nothing wakes us
 _BATCH = 500
+_RETRY = 1.0  # seconds before what the store refused for a while (an outage) is written again
 
 
 class OutboxSender:
@@ -26,17 +28,29 @@ class OutboxSender:
         self._done: list[int] = []
         self._retry: list[int] = []
         self._unsent: list[int] = []  # claimed, but no session had room: due again at once
+        self._stopped = False
+        self._claims = Quiet("claiming the outbox", _log)
+        self._writes = Quiet("recording deliveries to clients", _log)
         self.delivered = 0
 
     def start(self) -> None:
         self.wake()
 
     def stop(self) -> None:
-        for call in (self._timer, self._flushing):
-            if call is not None and call.active():
-                call.cancel()
+        """No more claims. The answers still to come are written down (`flush`)."""
+        self._stopped = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+
+    def flush(self) -> None:
+        """Write the answers heard so far now (the shutdown's last word)."""
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
+        self._flush()
 
     def wake(self, delay: float = 0.0) -> None:
+        if self._stopped:
+            return
         if self._timer is not None and self._timer.active():
             if self._timer.getTime() <= self.clock.seconds() + delay:
                 return
@@ -66,11 +80,12 @@ class OutboxSender:
     def _claim_failed(self, failure) -> None:
         self._claiming = False
         self._again = False
-        _log.failure("claiming the outbox failed", failure)
+        self._claims.failed(failure)  # the store away: one line, and claims go on
         self.wake(_IDLE)
 
     def _claimed(self, items: list[outbox.Item], limit: int) -> None:
         self._claiming = False
+        self._claims.succeeded()
         receivers = self.server.receivers()
         used = set()
         for item in items:
@@ -112,18 +127,33 @@ class OutboxSender:
         done, self._done = self._done, []
         retry, self._retry = self._retry, []
         unsent, self._unsent = self._unsent, []
+        # What the store refuses for a while (an outage) is kept and written again; a mistake
+        # leaves the rows SENDING, queued again at the next start.
         if unsent:  # never sent: no reason to wait before the next try
-            d = self.store.write(outbox.retry, unsent, self.clock.seconds())
-            d.addErrback(lambda f: _log.failure("outbox: putting rows back failed", f))
+            now = self.clock.seconds()
+            self._write("putting outbox rows back", unsent, "_unsent", outbox.retry, unsent, now)
         if done:
-            d = self.store.write(outbox.done, done)
-            d.addErrback(lambda f: _log.failure("outbox: marking rows done failed", f))
+            self._write("marking outbox rows done", done, "_done", outbox.done, done)
         if retry:
             later = self.clock.seconds() + self.config.outbox_retry
-            d = self.store.write(outbox.retry, retry, later)
-            d.addErrback(lambda f: _log.failure("outbox: putting rows back failed", f))
+            self._write("putting outbox rows back", retry, "_retry", outbox.retry, retry, later)
         if done:
             self.wake()
+
+    def _write(self, what: str, ids: list[int], pending: str, fn, *args) -> None:
+        """`pending`: the list the ids go back to, at its head, if the store refuses them for
+        a while."""
+        d = self.store.write(fn, *args)
+        d.addCallbacks(self._written, self._not_written, errbackArgs=(what, ids, pending))
+
+    def _written(self, _) -> None:
+        self._writes.succeeded()
+
+    def _not_written(self, failure, what: str, ids: list[int], pending: str) -> None:
+        if self._writes.failed(failure, what):
+            getattr(self, pending)[:0] = ids
+            if self._flushing is None or not self._flushing.active():
+                self._flushing = self.clock.callLater(_RETRY, self._flush)
 
 
 def _deliver_sm(item: outbox.Item) -> tuple[dict, dict]:

@@ -18,9 +18,11 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from .limits import BIND_REFUSALS
 from .protocol.constants import Status
 from .protocol.session import State
 from .store import credit, depth
+from .store.faults import Quiet
 
 _log = Logger()
 # Seconds between two refreshes of the queue and outbox depths. What a scrape shows of them is
@@ -165,6 +167,19 @@ class Metrics:
         self.reconnects = Counter(
             "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
         )
+        self.bind_failures = Counter(
+            "smsc_bind_failures", "Client binds refused, by reason", ["reason"], registry=r
+        )
+        for reason in BIND_REFUSALS:
+            self.bind_failures.labels(reason)
+        self.connections_refused = Counter(
+            "smsc_connections_refused",
+            "Client connections closed at once, by the cap they were over (total, address)",
+            ["cap"],
+            registry=r,
+        )
+        for cap in ("total", "address"):
+            self.connections_refused.labels(cap)
         self.submit_resp = Buckets(
             "smsc_submit_resp_seconds", "From a submit's arrival to its response", _LATENCY
         )
@@ -229,13 +244,15 @@ class Metrics:
     def refresh_depths(self, store, clock, every: float = DEPTH_EVERY):
         """Count the queue and the outbox on the read pool now and every `every` seconds."""
 
+        reads = Quiet("counting the queue and the balances", _log)  # one line an outage
+
         def refresh():
             d = store.read(depth.depths, clock.seconds())
             d.addCallback(self.set_depths)
-            d.addErrback(lambda f: _log.failure("counting the queue failed", f))
+            d.addCallbacks(lambda _: reads.succeeded(), reads.failed)
             b = store.read(credit.balances)
             b.addCallback(self._balances.set)
-            b.addErrback(lambda f: _log.failure("reading the balances failed", f))
+            b.addCallbacks(lambda _: reads.succeeded(), reads.failed)
             return d
 
         self._depth_loop = LoopingCall(refresh)
@@ -332,7 +349,7 @@ class _Live:
             bound.add_metric([carrier.name], len(carrier.links))
             window.add_metric([carrier.name], sum(_in_use(link) for link in carrier.links))
             tps.add_metric([carrier.name], carrier.tps)
-        found = [binds, bound, window, tps]
+        found = [binds, bound, window, tps, *_limits(self.server)]
         if self.cluster is not None:
             found.append(
                 GaugeMetricFamily(
@@ -340,6 +357,28 @@ class _Live:
                 )
             )
         return found
+
+
+def _limits(server) -> list:
+    """The lockouts in force on this node (the store's, read every few seconds, and its own)
+    and the client connections open (smsc.limits)."""
+    guard = getattr(server, "guard", None)
+    if guard is None:
+        return []
+    lockouts = GaugeMetricFamily(
+        "smsc_lockouts", "Bind lockouts in force, by kind (account, address)", labels=["kind"]
+    )
+    for kind, n in guard.count().items():
+        lockouts.add_metric([kind], n)
+    locked = GaugeMetricFamily(
+        "smsc_account_locked", "1 while the account's binds are locked out", labels=["account"]
+    )
+    for system_id in guard.locked_accounts():
+        locked.add_metric([system_id], 1)
+    connections = GaugeMetricFamily(
+        "smsc_client_connections", "Client connections open", value=server.connections.total
+    )
+    return [lockouts, locked, connections]
 
 
 def _in_use(link) -> int:

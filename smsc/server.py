@@ -5,13 +5,14 @@ import hashlib
 import hmac
 import os
 from functools import partial
+from typing import NamedTuple
 
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
-from . import addresses
+from . import addresses, limits
 from .accept import Acceptor, check_body
-from .config import SmppConfig
+from .config import LimitsConfig, SmppConfig
 from .protocol import smpptime
 from .protocol.adapter import SessionProtocol
 from .protocol.constants import INTERFACE_VERSION, Command, Status, Tag
@@ -19,12 +20,19 @@ from .protocol.pdu import DistList, Pdu, Unsuccess, zero_params
 from .protocol.session import Closed, Response, State, Timeout, Timers
 from .store import accounts, messages
 from .store.accounts import Account
+from .store.faults import describe, transient
 from .store.messages import FINAL, SMPP_STATE
 from .store.service import Store
 
 _log = Logger()
 _SUBMIT_ZERO = zero_params(Command.submit_sm)
 _RECEIVING = frozenset({State.BOUND_RX, State.BOUND_TRX})
+_COUNTED = frozenset({"system_id", "password", "network"})  # failures towards a lockout
+
+
+class BindRefusal(NamedTuple):
+    status: Status
+    reason: str  # one of limits.BIND_REFUSALS
 
 
 class ClientSession(SessionProtocol):
@@ -36,17 +44,28 @@ class ClientSession(SessionProtocol):
         self.account: Account | None = None
         self.bind_slot: int | None = None  # the cluster's slot of the account's binds
         self.peer = "?"
+        self.host = "?"  # the peer's IP address
+        self.address = "?"  # as the limits count it (limits.address_key); set by the factory
+        self._held = None  # a failed bind's answer, held (limits.BindGuard.delay)
         if server.metrics is not None:
             self.pdus = server.metrics.client_pdus
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
-        self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.host = getattr(peer, "host", "?")
+        self.peer = f"{self.host}:{getattr(peer, 'port', '?')}"
         # Back-pressure: while answers to this peer pile up unread (beyond the transport's
         # buffer), stop reading its requests. A client that sends without reading then waits
         # on TCP, instead of growing this process's memory by what it sends.
         self.transport.registerProducer(self.transport, True)
         super().connectionMade()
+
+    def connectionLost(self, reason=None) -> None:
+        if self._held is not None and self._held.active():
+            self._held.cancel()
+        super().connectionLost(reason)
+        self.server.connections.release(self.address)
+        self.server.clients.discard(self)
 
     def on_request(self, pdu: Pdu) -> None:
         try:
@@ -89,15 +108,30 @@ class ClientSession(SessionProtocol):
     # -- bind ------------------------------------------------------------------------------
 
     def _bind(self, pdu: Pdu) -> None:
-        d = self.server.authenticate(pdu.params["system_id"], pdu.params["password"])
+        system_id = pdu.params["system_id"]
+        locked = self.server.guard.locked(system_id, self.address)
+        if locked is not None:  # at once, without the password check (its cost is the point)
+            self.server.bind_failed(f"{locked}_locked")
+            return self.answer(pdu, Status.RBINDFAIL)
+        d = self.server.authenticate(system_id, pdu.params["password"], self.host)
         d.addCallback(self._bind_checked, pdu)
         d.addErrback(self._failed, pdu, "bind")
 
-    def _bind_checked(self, result: Account | Status, pdu: Pdu) -> None:
+    def _bind_checked(self, result: Account | BindRefusal, pdu: Pdu) -> None:
         if self.session.state is State.CLOSED:
             return
-        status = result if isinstance(result, Status) else self.server.bound(self, result)
+        locked = self.server.guard.locked(pdu.params["system_id"], self.address)
+        if locked is not None:
+            # Locked out while its password was checked (binds sent in parallel): refused like
+            # the binds after it, whatever the check said, so that it tells nothing.
+            self.server.bind_failed(f"{locked}_locked")
+            return self.answer(pdu, Status.RBINDFAIL)
+        if isinstance(result, BindRefusal):
+            return self._bind_failed(pdu, result)
+        self.server.guard.succeeded(result.system_id)
+        status = self.server.bound(self, result)
         if status:
+            self.server.bind_failed("max_binds")
             return self._bind_refused(pdu, status)
         self.account = result  # counted from here on: on_closed gives the bind back
         if self.server.cluster is None:
@@ -118,18 +152,37 @@ class ClientSession(SessionProtocol):
         if slot is None:
             self.server.unbound(self)
             self.account = None
+            self.server.bind_failed("max_binds")
             return self._bind_refused(pdu, Status.RBINDFAIL)
         self.bind_slot = slot
         self._bind_done(pdu)
 
-    def _bind_refused(self, pdu: Pdu, status: Status) -> None:
+    def _bind_refused(self, pdu: Pdu, status: Status, reason: str = "") -> None:
         _log.info(
-            "bind refused for {system_id} from {peer}: {status}",
+            "bind refused for {system_id} from {peer}: {status}{why}",
             system_id=pdu.params["system_id"],
             peer=self.peer,
             status=Status(status).name,
+            why=f" ({reason})" if reason else "",
         )
         self.answer(pdu, status)
+
+    def _bind_failed(self, pdu: Pdu, refusal: "BindRefusal") -> None:
+        """A bind refused by the account check: counted (limits.BindGuard), its answer held
+        the longer the more binds failed before it."""
+        self.server.bind_failed(refusal.reason)
+        if refusal.reason not in _COUNTED:  # the right password (a disabled account)
+            return self._bind_refused(pdu, *refusal)
+        system_id = pdu.params["system_id"] if refusal.reason == "password" else None
+        delay = self.server.guard.failed(system_id, self.address)
+        if delay <= 0:
+            return self._bind_refused(pdu, *refusal)
+        self._held = self.clock.callLater(delay, self._bind_held, pdu, refusal)
+
+    def _bind_held(self, pdu: Pdu, refusal: "BindRefusal") -> None:
+        self._held = None
+        if self.session.state is not State.CLOSED:
+            self._bind_refused(pdu, *refusal)
 
     def _bind_done(self, pdu: Pdu) -> None:
         tlvs = {}
@@ -283,7 +336,10 @@ class ClientSession(SessionProtocol):
         d.addErrback(self._failed, pdu, "replace_sm")
 
     def _failed(self, failure, pdu: Pdu, what: str) -> None:
-        _log.failure("{what} failed", failure, what=what)
+        if transient(failure):  # the store away (the writer logs it): no traceback a request
+            _log.warn("{what} failed: {error}", what=what, error=describe(failure))
+        else:
+            _log.failure("{what} failed", failure, what=what)
         self.answer(pdu, Status.RSYSERR)
 
     _HANDLERS = {
@@ -309,14 +365,26 @@ def _parse_id(text: str) -> int | None:
 class SmppServer(ServerFactory):
     noisy = False
 
-    def __init__(self, config: SmppConfig, store: Store, acceptor: Acceptor, clock, metrics=None):
+    def __init__(
+        self,
+        config: SmppConfig,
+        store: Store,
+        acceptor: Acceptor,
+        clock,
+        metrics=None,
+        limits_config: LimitsConfig | None = None,
+    ):
         self.config = config
+        limits_config = limits_config or LimitsConfig()
+        self.guard = limits.BindGuard(limits_config, clock, store)
+        self.connections = limits.Connections(limits_config, clock)
         self.metrics = metrics
         self.submit_resp = None if metrics is None else metrics.submit_resp
         self.store = store
         self.acceptor = acceptor
         self.clock = clock
         self.dirty: set[ClientSession] = set()
+        self.clients: set[ClientSession] = set()  # every connection, bound or not (shutdown)
         self.sessions: dict[int, set[ClientSession]] = {}  # bound sessions by account id
         self.outbox = None  # the OutboxSender, when the switch delivers
         self.cluster = None  # smsc.cluster.Cluster: binds counted over every node
@@ -330,12 +398,20 @@ class SmppServer(ServerFactory):
         )
         store.after_batch(self.flush)
 
-    def buildProtocol(self, addr) -> ClientSession:
+    def buildProtocol(self, addr) -> ClientSession | limits.Refused:
+        address = limits.address_key(getattr(addr, "host", "?"))
+        cap = self.connections.admit(address)
+        if cap is not None:  # closed at once: the clients already connected go on as before
+            if self.metrics is not None:
+                self.metrics.connections_refused.labels(cap).inc()
+            return limits.Refused()
         session = ClientSession(
             self, window=self.config.window, max_pdu_size=self.config.max_pdu_size,
             timers=self._timers,
         )  # fmt: skip
         session.factory = self
+        session.address = address
+        self.clients.add(session)
         return session
 
     def flush(self) -> None:
@@ -346,21 +422,27 @@ class SmppServer(ServerFactory):
 
     # -- binds -----------------------------------------------------------------------------
 
-    def authenticate(self, system_id: str, password: str):
-        """Deferred: the account, or the status refusing the bind."""
-        return self.store.read(self._authenticate, system_id, password)
+    def authenticate(self, system_id: str, password: str, host: str = "?"):
+        """Deferred: the account, or the BindRefusal refusing a bind from `host`."""
+        return self.store.read(self._authenticate, system_id, password, host)
 
-    def _authenticate(self, conn, system_id: str, password: str) -> Account | Status:
+    def _authenticate(self, conn, system_id: str, password: str, host: str):
         # Runs on the store's read pool: the KDF must not hold the reactor.
         account = accounts.get(conn, system_id)
         if account is None:
-            return Status.RINVSYSID
+            return BindRefusal(Status.RINVSYSID, "system_id")
+        if not limits.allows(account.networks, host):  # before the password: no KDF for it
+            return BindRefusal(Status.RBINDFAIL, "network")
         proof = hmac.new(self._secret, password.encode(), hashlib.sha256).digest()
         if self._verified.get(system_id) != (account.password_hash, proof):
             if not accounts.verify_password(password, account.password_hash):
-                return Status.RINVPASWD
+                return BindRefusal(Status.RINVPASWD, "password")
             self._verified[system_id] = (account.password_hash, proof)
-        return account if account.enabled else Status.RBINDFAIL
+        return account if account.enabled else BindRefusal(Status.RBINDFAIL, "disabled")
+
+    def bind_failed(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.bind_failures.labels(reason).inc()
 
     def bound(self, session: ClientSession, account: Account) -> Status:
         """Count a new bind against the account's limit; a status if it is over."""

@@ -3,7 +3,10 @@
 The store is a fake that keeps the rows and their callback; the clock is a `task.Clock`.
 """
 
+import sqlite3
+
 import pytest
+from sqlalchemy.exc import OperationalError
 from twisted.internet.task import Clock
 
 from smsc.accept import MAX_BODY, Acceptor
@@ -12,6 +15,7 @@ from smsc.protocol.constants import Command, Status, Tag
 from smsc.protocol.pdu import decode_tlvs, encode_tlvs, zero_params
 from smsc.protocol.throttle import TokenBucket
 from smsc.store.accounts import DEFAULT_VALIDITY, Account
+from smsc.store.faults import StoreUnavailable
 from smsc.store.messages import COLUMNS
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
@@ -135,6 +139,33 @@ def test_store_failure_is_a_system_error(acceptor, store):
     ((_, callback),) = store.inserts
     callback(OSError("disk full"))
     assert calls == [(Status.RSYSERR, [], [])]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database or disk is full"),  # the SQLite hot path's own
+        OperationalError("INSERT …", {}, sqlite3.OperationalError("database is locked")),
+        StoreUnavailable("connection refused"),  # the writer waits to connect again
+    ],
+    ids=["sqlite-full", "wrapped", "unavailable"],
+)
+def test_a_store_that_fails_for_a_while_says_try_later(acceptor, store, error):
+    calls = submit(acceptor)
+    ((_, callback),) = store.inserts
+    callback(error)
+    assert calls == [(Status.RMSGQFUL, [], [])]
+    assert acceptor.refused[Status.RMSGQFUL] == 1
+
+
+def test_closing_refuses_new_submits_and_answers_the_ones_handed_over(acceptor, store):
+    before = submit(acceptor)
+    acceptor.closing = True
+    after = submit(acceptor)
+    assert after == [(Status.RMSGQFUL, [], [])]
+    assert len(store.inserts) == 1  # only the one before
+    store.commit()
+    assert before == [(Status.ROK, [1], [])]
 
 
 # -- refusals -------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_cluster_section(tmp_path):
     for text, error in (
         ('node = ""', "cluster.node: 1 to 64 characters"),
         ("heartbeat = 2\nlease = 5", "cluster.lease: must be at least three heartbeats"),
-        ("heartbeat = 0", "cluster.lease: must be at least three heartbeats"),
+        ("heartbeat = 0", "cluster.heartbeat: must be more than 0 seconds"),
     ):
         with pytest.raises(ConfigError, match=error):
             load_text(tmp_path, f"[cluster]\n{text}\n")

@@ -573,6 +573,26 @@ def test_pdu_ending_before_sm_length(command):
     assert_error(decode(relength(raw[:-1])), Status.RINVMSGLEN)
 
 
+# Found by tests/test_fuzz.py: a submit_sm, every field empty, sm_length 255 and 255 octets of
+# text decoded to a PDU that encode() then refused (short_message is 0-254 octets, spec 4.4.1,
+# as smpp.pdu reads it too): the switch would take a message it could not pass on.
+SM_LENGTH_255 = bytes.fromhex("00000120000000040000000000000001") + bytes(16) + b"\xff" + b"A" * 255
+
+
+def test_sm_length_255_is_refused():
+    assert_error(decode(SM_LENGTH_255), Status.RINVMSGLEN)
+    at_the_limit = decode(relength(SM_LENGTH_255[:32] + b"\xfe" + b"A" * 254))
+    assert at_the_limit.params["short_message"] == b"A" * 254
+    assert decode(encode(at_the_limit)) == at_the_limit
+
+
+@pytest.mark.parametrize("command", SHORT_MESSAGE_COMMANDS, ids=lambda c: c.name)
+def test_sm_length_255_is_refused_in_every_command(command):
+    raw = encode(Pdu(command, 1, 0, {"short_message": b"A" * 254}))
+    assert raw.endswith(b"\xfe" + b"A" * 254)
+    assert_error(decode(relength(raw[:-255] + b"\xff" + b"A" * 255)), Status.RINVMSGLEN)
+
+
 def test_sm_length_swallowing_the_tlvs_is_a_different_message_not_an_error():
     # sm_length is only checked against the PDU's end: one that reaches into the TLVs reads
     # them as text. Documented so that nobody relies on TLV sanity after a lying sm_length.

@@ -703,6 +703,24 @@ def test_pdus_split_byte_by_byte():
     assert [p.command for p in written(s)] == [C.enquire_link_resp]
 
 
+def test_a_pdu_sent_one_octet_at_a_time_costs_linear_time():
+    """Found while fuzzing: each octet of a PDU not yet whole copied everything buffered before
+    it, so a peer trickling a large PDU cost quadratic CPU (512 KiB: ~8 s here, ~0.4 s now)."""
+    size = 4096
+    s = bound_server(max_pdu_size=size)
+    data = struct.pack(">IIII", size, C.enquire_link, 0, 7) + bytes(size - 16)
+    for i in range(size - 1):
+        assert s.receive(data[i : i + 1], T0) == []
+    # The command_length joined once, then every octet kept as it came until the PDU is whole:
+    # nothing buffered is copied again per octet.
+    assert len(s._pieces) == 1 + (size - 1 - 4)
+    assert s.receive(data[-1:], T0) == []
+    assert one(s).command is C.enquire_link_resp
+    assert s.receive(req(C.enquire_link, 8), T0) == []  # nothing left over
+    resp = one(s)
+    assert (resp.command, resp.sequence) == (C.enquire_link_resp, 8)
+
+
 def test_many_pdus_in_one_receive():
     s = bound_server()
     data = b"".join(req(C.submit_sm, seq) for seq in range(10, 30))
@@ -742,6 +760,54 @@ def test_generic_nack_from_the_peer_answers_the_request():
     assert (response.request, response.context) == (C.submit_sm, "a")
     assert response.pdu.command is C.generic_nack
     assert e.out_free == e.out_window
+
+
+# Found by tests/test_fuzz.py: a response of another command, or a generic_nack saying ROK,
+# was taken as the answer to the request of its sequence number: a bind answered by an
+# unbind_resp bound the session, a submit_sm answered by a deliver_sm_resp reported the
+# message sent. Such an answer now answers nothing; the request times out.
+UNBIND_RESP_1 = bytes.fromhex("00000010800000060000000000000001")
+GENERIC_NACK_ROK_1 = bytes.fromhex("00000010800000000000000000000001")
+DELIVER_SM_RESP_2 = bytes.fromhex("0000001180000005000000000000000200")
+
+
+def test_a_bind_answered_by_another_response_stays_unbound():
+    e = esme(timers=Timers(response=10))
+    assert e.send(C.bind_transceiver, T0, PARAMS[C.bind_transceiver], context="bind") == 1
+    e.data_to_send()
+    assert e.receive(UNBIND_RESP_1 + GENERIC_NACK_ROK_1, T0) == []
+    assert e.state is State.OPEN
+    [response] = e.receive(encode(Pdu(C.bind_transceiver_resp, 1, 0)), T0)
+    assert (response.request, response.context) == (C.bind_transceiver, "bind")
+    assert e.state is State.BOUND_TRX
+
+
+def test_a_submit_answered_by_another_response_times_out():
+    e = bound_esme(timers=Timers(enquire_link=0, response=10))
+    assert e.send(C.submit_sm, T0, PARAMS[C.submit_sm], context="a") == 2
+    e.data_to_send()
+    assert e.receive(DELIVER_SM_RESP_2, T0) == []
+    assert e.receive(raw(C.generic_nack, 2), T0) == []  # a generic_nack with ROK
+    assert e.out_free == e.out_window - 1
+    assert e.timeout(T0 + 10) == [Timeout(C.submit_sm, "a")]
+
+
+# Found by tests/test_fuzz.py: an enquire_link the application sent (send() allows it in any
+# live state) was taken for the session's own: its answer never reached the application, and
+# it cleared the session's own one, which then counted against the application's window.
+def test_the_applications_enquire_link_is_its_own():
+    timers = Timers(enquire_link=10, inactivity=0, response=30)
+    e = bound_esme(out_window=2, timers=timers)
+    assert e.timeout(T0 + 10) == []
+    [ping] = written(e)  # the session's own, not counted in out_free
+    mine = e.send(C.enquire_link, T0 + 10, context="mine")
+    assert e.out_free == 1
+    [response] = e.receive(encode(Pdu(C.enquire_link_resp, mine)), T0 + 11)
+    assert (response.request, response.context) == (C.enquire_link, "mine")
+    assert e.out_free == 2
+    assert e.next_deadline() == T0 + 40  # the session's own still waits for its answer
+    assert e.receive(encode(Pdu(C.enquire_link_resp, ping.sequence)), T0 + 12) == []
+    assert e.next_deadline() == T0 + 22  # answered: the next one is due 10 s after traffic
 
 
 def test_error_response_without_a_body():

@@ -16,6 +16,7 @@ from ..protocol import text as sms_text
 from ..protocol.constants import ESM_UDHI, Status, Tag
 from ..protocol.pdu import Pdu, encode_tlvs
 from ..store import queue
+from ..store.faults import Quiet
 from ..store.messages import Message, State
 from ..store.queue import Settle
 from . import receipts, replies
@@ -72,6 +73,7 @@ class Inbound:
         self.receipts = 0
         self.unmatched = 0
         self.replies: Counter = Counter()  # subscribers' replies by what came of them
+        self._writes = Quiet("recording what carriers delivered", _log)  # one line an outage
 
     def deliver(self, link, pdu: Pdu) -> None:
         """A deliver_sm (or data_sm) from a carrier link."""
@@ -112,6 +114,7 @@ class Inbound:
         d.addErrback(lambda f: _log.failure("answering receipts failed", f))
 
     def _recorded(self, matched: list[bool], batch: list[tuple], settled=None) -> None:
+        self._writes.succeeded()
         links = set()
         metrics = self.metrics
         now = self.clock.seconds()
@@ -191,12 +194,12 @@ class Inbound:
             self._after_reply()
 
     def _reply_failed(self, failure, link, pdu: Pdu) -> None:
-        _log.failure("recording a subscriber message failed", failure)
+        self._writes.failed(failure, "recording a subscriber message")
         link.respond(pdu, Status.RX_T_APPN)  # the carrier will offer it again
         link.flush()
 
     def _failed(self, failure, batch: list[tuple]) -> None:
-        _log.failure("recording receipts failed", failure)
+        self._writes.failed(failure, "recording receipts")
         links = set()
         for link, pdu, _ in batch:
             link.respond(pdu, Status.RX_T_APPN)  # the carrier will send them again

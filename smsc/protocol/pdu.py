@@ -360,6 +360,8 @@ def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
                 "if pos >= end:",
                 "    raise _Invalid(Status.RINVMSGLEN, 'body ends before sm_length')",
                 "n = body[pos]",
+                "if n > 254:",  # spec 4.4.1: 0-254 octets; encode() refuses more as well
+                "    raise _Invalid(Status.RINVMSGLEN, 'sm_length 255 is above 254')",
                 "pos += 1",
                 "if pos + n > end:",
                 "    raise _Invalid(Status.RINVMSGLEN, f'sm_length {n} overruns the PDU')",

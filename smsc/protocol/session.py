@@ -136,7 +136,9 @@ class Session:
         self.max_pdu_size = max_pdu_size
         self.timers = timers or Timers()
         self.system_id = ""  # the peer's, once bound (SMSC side) or ours (ESME side)
-        self._buf = b""
+        self._pieces: list[bytes] = []  # the start of a PDU not whole yet, as it came
+        self._buffered = 0  # octets in _pieces
+        self._wanted = 0  # octets _pieces must hold before anything can be read from them
         self._out: list[bytes] = []
         self._sequence = 0
         self._opened = now
@@ -145,7 +147,7 @@ class Session:
         self._peer_unbind: int | None = None  # the sequence of the peer's unbind, once asked
         self._binding = False  # a bind is with the application (SMSC) or the peer (ESME)
         self._sent: dict[int, _Outstanding] = {}  # insertion order is deadline order
-        self._pinging = False
+        self._ping: int | None = None  # the sequence of our own enquire_link, while it is out
 
     # -- what the application reads ----------------------------------------------------------
 
@@ -156,7 +158,7 @@ class Session:
     @property
     def out_free(self) -> int:
         """How many more requests the application may send before its window is full."""
-        return self.out_window - len(self._sent) + self._pinging
+        return self.out_window - len(self._sent) + (self._ping is not None)
 
     def data_to_send(self) -> bytes:
         out, self._out = self._out, []
@@ -169,7 +171,7 @@ class Session:
         if self.state is State.OPEN and t.session_init:
             times.append(self._opened + t.session_init)
         if self.state in BOUND:
-            if t.enquire_link and not self._pinging:
+            if t.enquire_link and self._ping is None:
                 times.append(self._last_rx + t.enquire_link)
             if t.inactivity:
                 times.append(self._last_rx + t.inactivity)
@@ -184,7 +186,16 @@ class Session:
         if self.state is State.CLOSED:
             return []
         self._last_rx = now
-        buf = self._buf + data if self._buf else data
+        if self._pieces:
+            # Joined only once there is something to read: joining at every piece would copy
+            # what is buffered again for each octet a peer sends one at a time (quadratic).
+            self._pieces.append(data)
+            self._buffered += len(data)
+            if self._buffered < self._wanted:
+                return []
+            buf = b"".join(self._pieces)
+        else:
+            buf = data
         events: list = []
         pos, size = 0, len(buf)
         while size - pos >= 4 and self.state is not State.CLOSED:
@@ -205,7 +216,11 @@ class Session:
                 self._on_response(pdu, events)
             else:
                 self._on_request(pdu, now, events)
-        self._buf = buf[pos:] if self.state is not State.CLOSED else b""
+        rest = size - pos if self.state is not State.CLOSED else 0
+        self._pieces = [buf[pos:]] if rest else []
+        self._buffered = rest
+        # A whole command_length, then the whole PDU it announces.
+        self._wanted = int.from_bytes(buf[pos : pos + 4], "big") if rest >= 4 else 4
         return events
 
     def connection_lost(self) -> list:
@@ -234,11 +249,10 @@ class Session:
         if (
             self.state in BOUND
             and t.enquire_link
-            and not self._pinging
+            and self._ping is None
             and now >= self._last_rx + t.enquire_link
         ):
-            self._pinging = True
-            self.send(_C.enquire_link, now)
+            self._ping = self.send(_C.enquire_link, now)
         return events
 
     # -- output ----------------------------------------------------------------------------
@@ -309,7 +323,7 @@ class Session:
         self.state = State.CLOSED
         unanswered = [e.context for e in self._sent.values() if e.context is not None]
         self._sent.clear()
-        self._pinging = False
+        self._ping = None
         return Closed(reason, unanswered)
 
     def _refuse(self, error: PduError) -> None:
@@ -354,12 +368,20 @@ class Session:
         events.append(Request(pdu))
 
     def _on_response(self, pdu: Pdu, events: list) -> None:
-        entry = self._sent.pop(pdu.sequence, None)
+        entry = self._sent.get(pdu.sequence)
         if entry is None:
             return  # late (already timed out) or never asked: nothing waits for it
         command = entry.command
-        if command is _C.enquire_link:
-            self._pinging = False
+        if pdu.command is not command.response and not (
+            pdu.command is _C.generic_nack and pdu.status
+        ):
+            # Another command's response, or a generic_nack saying ROK: it answers nothing
+            # (taken as the answer, it would bind, or report a message sent, on a peer's
+            # mistake). The request times out, as if this never came.
+            return
+        del self._sent[pdu.sequence]
+        if pdu.sequence == self._ping:
+            self._ping = None
         elif command is _C.unbind:
             events.append(self._close("unbound"))
         elif command in BINDS:

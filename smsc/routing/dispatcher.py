@@ -16,12 +16,14 @@ from ..protocol import concat
 from ..protocol.constants import ESM_UDHI, Status, Tag
 from ..protocol.pdu import PduError, decode_tlvs
 from ..store import queue
+from ..store.faults import Quiet
 from ..store.queue import Due, Settle
 from .links import Carrier, Part
 from .router import Router
 
 _log = Logger()
 _IDLE = 0.5  # seconds between claims while nothing is due and nothing wakes us
+_RETRY = 1.0  # seconds before what the store refused for a while (an outage) is written again
 
 
 class Outgoing:
@@ -71,6 +73,10 @@ class Dispatcher:
         self._turn = 0  # the account the next claim serves first (fairness across claims)
         # When to look for expired messages next, while no carrier can take any.
         self._expiry_look = clock.seconds() + max(config.retry_delay, _IDLE)
+        self._stopped = False  # no more claims (shutdown); what happened is still written
+        self._retrying = None  # the flush again of records the store refused for a while
+        self._claims = Quiet("claiming due messages", _log)
+        self._writes = Quiet("recording what carriers did", _log)
 
     def attach(self, carriers: list[Carrier]) -> None:
         """The carriers, made after the dispatcher since they report to it."""
@@ -81,12 +87,16 @@ class Dispatcher:
         self.wake()
 
     def stop(self) -> None:
+        """No more claims. What the carriers still answer is written down (`flush`)."""
+        self._stopped = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
 
     def wake(self, delay: float = 0.0) -> None:
         """Claim soon: new messages, or room on a carrier."""
+        if self._stopped:
+            return
         if self._timer is not None and self._timer.active():
             if self._timer.getTime() <= self.clock.seconds() + delay:
                 return
@@ -123,7 +133,7 @@ class Dispatcher:
         self._expiry_look = now + max(self.config.retry_delay, _IDLE)
         d = self.store.write(queue.expire_due, now, self.config.claim_batch, self._settle())
         d.addCallback(self._expired)
-        d.addErrback(self._failed_write, "expiries")
+        d.addErrback(self._writes.failed, "expiring messages")  # looked for again later
 
     def _expired(self, count: int) -> None:
         if count >= self.config.claim_batch:  # a full batch: more may wait, look again soon
@@ -131,6 +141,7 @@ class Dispatcher:
 
     def _claimed(self, due: list[Due], limit: int) -> None:
         self._claiming = False
+        self._claims.succeeded()
         if due:  # the next claim starts with the account after the last one served
             self._turn = due[-1].account_id + 1
         now = self.clock.seconds()
@@ -149,7 +160,7 @@ class Dispatcher:
     def _claim_failed(self, failure) -> None:
         self._claiming = False
         self._again = False
-        _log.failure("claiming due messages failed", failure)
+        self._claims.failed(failure)  # the store away: one line, and claims go on
         self.wake(_IDLE)
 
     def _route(self, due: Due) -> None:
@@ -273,19 +284,40 @@ class Dispatcher:
         back, self._back = self._back, []
         later, self._later = self._later, {}
         settle = self._settle()
-        write = self.store.write
+        # A write the store refuses for a while (an outage) is kept and written again, in the
+        # same order; each is idempotent (only messages still SENDING here are touched), so
+        # one that was committed though its answer was lost does nothing the second time.
         if parts or sent:
-            d = write(queue.record_taken, parts, sent, settle)
-            d.addErrback(self._failed_write, "parts taken")
+            keep = {"parts": parts, "sent": sent}
+            self._write("recording parts taken", keep, queue.record_taken, parts, sent, settle)
         if failed:
-            write(queue.fail, failed, settle).addErrback(self._failed_write, "refusals")
+            self._write("recording refusals", {"failed": failed}, queue.fail, failed, settle)
         if back:
-            write(queue.put_back, back, now, now).addErrback(self._failed_write, "put back")
+            self._write("putting messages back", {"back": back}, queue.put_back, back, now, now)
         for due, ids in later.items():
-            write(queue.put_back, ids, due, now).addErrback(self._failed_write, "put back")
+            keep = {"later": (due, ids)}
+            self._write("putting messages back", keep, queue.put_back, ids, due, now)
         if back:
             self.wake()
 
-    def _failed_write(self, failure, what: str) -> None:
-        # The messages stay SENDING in the store: the next start queues them again.
-        _log.failure("recording {what} failed", failure, what=what)
+    def _write(self, what: str, keep: dict, fn, *args) -> None:
+        d = self.store.write(fn, *args)
+        d.addCallbacks(self._written, self._not_written, errbackArgs=(what, keep))
+
+    def _written(self, _) -> None:
+        self._writes.succeeded()
+
+    def _not_written(self, failure, what: str, keep: dict) -> None:
+        if not self._writes.failed(failure, what):
+            return  # a mistake, not an outage: the messages stay SENDING till the next start
+        self._keep(**keep)
+        if self._retrying is None or not self._retrying.active():
+            self._retrying = self.clock.callLater(_RETRY, self.flush)
+
+    def _keep(self, parts=(), sent=(), failed=(), back=(), later=None) -> None:
+        """What a failed write was to record, before what came since."""
+        self._parts[:0], self._sent[:0] = parts, sent
+        self._failed[:0], self._back[:0] = failed, back
+        if later is not None:
+            due, ids = later
+            self._later[due] = ids + self._later.get(due, [])

@@ -37,6 +37,7 @@ _SETTABLE = {
     "low_balance": lambda v: v >= 0 or "--low-balance must be 0 (no alert) or more",
     "refund_expired": lambda v: True,
     "refund_rejected": lambda v: True,
+    "networks": lambda v: len(v) <= 2000 or "--allow-network: too many networks",
 }
 STOP_MENTIONS = ("append", "refuse")
 
@@ -70,6 +71,7 @@ class Account:
     low_balance: int = 0
     refund_expired: bool = True
     refund_rejected: bool = True
+    networks: str = ""  # CIDRs it may bind from, separated by spaces; empty: anywhere
     senders: frozenset[str] = frozenset()  # empty: any valid sender (see the README)
 
 

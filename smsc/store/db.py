@@ -48,13 +48,46 @@ def _insert(table: str, columns: tuple, n: int, mark: str) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * n)
 
 
-def make_engine(url: str) -> Engine:
+# PostgreSQL connections give up rather than hang when the store stops answering (README,
+# "Faults and shutdown"): opening one takes at most CONNECT_TIMEOUT seconds, and TCP notices a
+# server gone without a word (host down, network cut) in about TCP_TIMEOUTS' 10 to 15 s: data
+# unacknowledged for tcp_user_timeout ms, or an idle connection's keepalives unanswered.
+CONNECT_TIMEOUT = 5
+TCP_TIMEOUTS = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+
+def make_engine(
+    url: str, statement_timeout: float = 0.0, connect_timeout: int = CONNECT_TIMEOUT
+) -> Engine:
+    """An engine on the store. `statement_timeout` (seconds, PostgreSQL, 0: none): a statement
+    that runs longer (a lock that is not released, a server that crawls) fails. Errors never
+    carry the statements' parameters (numbers, texts) into their text."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
         _tune_sqlite(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        _tune_postgresql(engine, statement_timeout, connect_timeout)
     return engine
+
+
+def _tune_postgresql(engine: Engine, statement_timeout: float, connect_timeout: int) -> None:
+    @event.listens_for(engine, "do_connect")
+    def connect(_dialect, _record, _args, params):
+        # What the URL says wins (it may set any of these).
+        params.setdefault("connect_timeout", connect_timeout)
+        for key, value in TCP_TIMEOUTS.items():
+            params.setdefault(key, value)
+        given = params.get("options") or ""
+        if statement_timeout and "statement_timeout" not in given:
+            option = f"-c statement_timeout={round(statement_timeout * 1000)}"
+            params["options"] = f"{given} {option}" if given else option
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine
 from twisted.logger import Logger
 
+from .db import TCP_TIMEOUTS
+from .faults import describe
+
 _log = Logger()
 QUEUE = "smsc_queue"  # messages stored
 OUTBOX = "smsc_outbox"  # deliver_sm queued for clients
@@ -35,7 +38,13 @@ class Listener:
     def __init__(self, engine: Engine, reactor, wakes: dict[str, Callable[[], object]]):
         # The arguments SQLAlchemy itself connects with (host, options, application_name…).
         self._args, kwargs = engine.dialect.create_connect_args(engine.url)
-        self._kwargs = {"connect_timeout": _CONNECT_TIMEOUT, **kwargs, "autocommit": True}
+        # TCP_TIMEOUTS: an idle LISTEN connection notices a server gone without a word.
+        self._kwargs = {
+            "connect_timeout": _CONNECT_TIMEOUT,
+            **TCP_TIMEOUTS,
+            **kwargs,
+            "autocommit": True,
+        }
         self._reactor = reactor
         self._wakes = wakes
         self._pending: set[str] = set()  # channels with a call waiting for the reactor
@@ -72,7 +81,7 @@ class Listener:
                     _log.warn(
                         "not listening to the store's notifications ({error}): other nodes' "
                         "work waits for the idle looks until the connection is back",
-                        error=e,
+                        error=describe(e),
                     )
                     down = True
                 self._stopping.wait(delay)

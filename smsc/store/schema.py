@@ -58,6 +58,8 @@ accounts = Table(
     # Refunded besides what is cancelled before it leaves (always refunded).
     Column("refund_expired", Boolean, nullable=False, server_default="1"),
     Column("refund_rejected", Boolean, nullable=False, server_default="1"),
+    # The networks it may bind from, CIDRs separated by spaces; empty: anywhere.
+    Column("networks", String(2000), nullable=False, server_default=text("''")),
 )
 
 # The addresses an account sends from; a shared short code has a row per account.
@@ -266,4 +268,18 @@ tariffs = Table(
     metadata,
     Column("prefix", String(15), primary_key=True),
     Column("price", BigInteger, nullable=False),  # thousandths of a credit a part
+)
+
+# Binds refused without a password check until `until` (smsc.limits): a system_id ("account")
+# or a source address ("address": an IPv4 address, or the /64 of an IPv6 one) that failed too
+# many binds. Nodes write one when it starts and read them all every few seconds; lifting one
+# (`smsc lockout lift`) deletes its row.
+lockouts = Table(
+    "lockouts",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # account, address
+    Column("key", String(64), primary_key=True),
+    Column("since", Float, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("failures", Integer, nullable=False),  # the failed binds that started it
 )

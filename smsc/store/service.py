@@ -8,13 +8,20 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from .db import check_schema, make_engine
+from .db import CONNECT_TIMEOUT, check_schema, make_engine
 from .writer import Writer
 
 
 class Store:
-    def __init__(self, url: str, reactor):
-        self.engine = make_engine(url)
+    def __init__(
+        self,
+        url: str,
+        reactor,
+        statement_timeout: float = 0.0,
+        connect_timeout: int = CONNECT_TIMEOUT,
+    ):
+        """`statement_timeout`, `connect_timeout`: PostgreSQL's, in seconds (smsc.store.db)."""
+        self.engine = make_engine(url, statement_timeout, connect_timeout)
         self._reactor = reactor
         self._after_batch: list[Callable[[], None]] = []
         self.writer = Writer(self.engine, reactor, after_batch=self._run_after_batch)

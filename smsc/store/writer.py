@@ -5,11 +5,19 @@ The hot path (`insert`) costs the reactor one queue put per message and a plain 
 batch grows with the load by itself (more arrives while a commit is on disk). Other writes
 (`call`) run in the same transaction, in arrival order; one failing job does not take the
 batch down (the batch runs again with a savepoint a job).
+
+When the store goes away (PostgreSQL stopped or restarted, the network cut), the batch fails as
+a whole and every job in it hears so; the writer then drops its connection and opens a new one
+for the next batch, no sooner than a short backoff after the last failed attempt (BACKOFF).
+Meanwhile the jobs that arrive fail at once with StoreUnavailable rather than wait: a submit is
+refused with a transient status (smsc.accept), never left hanging. A batch that fails on a
+connection that still answers (SQLite's disk full, a statement timeout) keeps it.
 """
 
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +29,15 @@ from twisted.python.failure import Failure
 from ..protocol.constants import Status
 from . import credit, messages, optouts
 from .db import NODE
+from .faults import Quiet, StoreUnavailable, describe, transient
 from .schema import ID_BLOCK, message_ids
 
 _STOP = object()
 _log = Logger()
+# Seconds before a new connection is tried after the store was lost, doubled at each failed
+# attempt up to the second value: a stopped PostgreSQL costs an attempt a second or two, not a
+# spinning thread, and a store that is back is used again within BACKOFF[1].
+BACKOFF = (0.25, 2.0)
 
 
 class _Insert:
@@ -71,7 +84,13 @@ def _chain(result, d: Deferred):
 
 
 class Writer:
-    def __init__(self, engine: Engine, reactor, after_batch: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        reactor,
+        after_batch: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self._engine = engine
         self._reactor = reactor
         self._after_batch = after_batch
@@ -81,8 +100,17 @@ class Writer:
         self._stop_asked = False
         self._next_id = 0
         self._block_end = 0  # PostgreSQL: the end of the block of ids taken from the sequence
-        self._conn = None
+        self._conn = None  # None: not connected (not yet, or the store was lost)
         self._sqlite = engine.dialect.name == "sqlite"
+        # Reconnection (the writer's thread only): the clock of its backoff, the next attempt
+        # no sooner than _retry_at, and the failure that took the store away.
+        self._monotonic = monotonic
+        self._delay = BACKOFF[0]
+        self._retry_at = 0.0
+        self._lost: BaseException | None = None
+        self._failing = 0  # batches failed in a row (logged at the first and at the end)
+        self._failing_since = 0.0
+        self._checkpoints = Quiet("the WAL checkpoint", _log)
         self.node_id: int | None = None  # the node the claims it runs are recorded for
         # Called on the reactor with (system_id, balance, threshold) for each prepaid account
         # a batch took below its low-balance threshold.
@@ -135,9 +163,6 @@ class Writer:
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        conn = self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        conn.info[messages.ALLOCATE] = self._allocate  # for jobs that store messages
-        conn.info[NODE] = self.node_id
         sqlite = self._sqlite
         stop = False
         while not stop:
@@ -151,19 +176,25 @@ class Writer:
                 stop = True
                 jobs = [j for j in jobs if j is not _STOP]
             if jobs:
-                done = self._commit(conn, jobs)
+                done = self._commit(jobs)
                 self._reactor.callFromThread(self._deliver, done)
-            if sqlite and (stop or self._queue.empty()):
+            conn = self._conn
+            if sqlite and conn is not None and (stop or self._queue.empty()):
                 # Between batches, so checkpoints never sit inside a commit's latency; on the
                 # bare driver connection, since a checkpoint cannot run inside a transaction.
                 try:
                     conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except Exception:
-                    _log.failure("WAL checkpoint failed; the next one will try again")
-        conn.close()
+                except Exception:  # the next one will try again (a full disk: one line)
+                    self._checkpoints.failed(Failure())
+                else:
+                    self._checkpoints.succeeded()
+        self._disconnect()
         self._reactor.callFromThread(self._ended.callback, None)
 
-    def _commit(self, conn, jobs: list) -> list[tuple[Callable, Any]]:
+    def _commit(self, jobs: list) -> list[tuple[Callable, Any]]:
+        conn = self._connection()
+        if conn is None:  # the store is away: the jobs hear so at once, nothing waits
+            return self._fail(jobs, StoreUnavailable(describe(self._lost)))
         ids_at = self._next_id, self._block_end
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -177,10 +208,101 @@ class Writer:
                     continue  # PostgreSQL chose this batch to break a deadlock: run it again
                 # The transaction failed as a whole (disk full, database gone): nothing of it
                 # is stored, and every job in it hears so.
-                failure = Failure(e)
-                return [(job.callback, e if type(job) is _Insert else failure) for job in jobs]
+                if not self._alive(conn):
+                    self._drop(e)
+                return self._fail(jobs, e)
             self.batches += 1
+            if self._failing:
+                _log.info(
+                    "store writes succeed again, after {n} failed batches in {seconds:.1f} s",
+                    n=self._failing,
+                    seconds=self._monotonic() - self._failing_since,
+                )
+                self._failing = 0
             return done
+
+    def _fail(self, jobs: list, error: Exception) -> list[tuple[Callable, Any]]:
+        """Every job hears of the failure: an insert's callback gets the exception, a call's
+        Deferred its Failure. The first failure of a run is logged (not each: an outage would
+        write a line a batch)."""
+        failure = Failure(error)
+        if not self._failing:
+            self._failing_since = self._monotonic()
+            if transient(error):  # the store away, full, locked: what it is says enough
+                _log.warn(
+                    "store writes fail ({error}): submits are refused with ESME_RMSGQFUL "
+                    "until they succeed again",
+                    error=describe(error),
+                )
+            else:  # a mistake: where it comes from too (never the statements' parameters)
+                _log.failure("store writes fail: submits are refused with ESME_RSYSERR", failure)
+        self._failing += 1
+        return [(job.callback, error if type(job) is _Insert else failure) for job in jobs]
+
+    # -- the connection --------------------------------------------------------------------
+
+    def _connection(self):
+        """The writing connection: the one held, or a new one once the backoff after the
+        last failure is over; None while the store is away."""
+        conn = self._conn
+        if conn is not None:
+            return conn
+        if self._monotonic() < self._retry_at:
+            return None
+        try:
+            conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        except Exception as e:
+            self._drop(e)
+            return None
+        conn.info[messages.ALLOCATE] = self._allocate  # for jobs that store messages
+        conn.info[NODE] = self.node_id
+        if self._lost is not None:
+            _log.info("the store is back: the writer connected again")
+        self._conn, self._lost, self._delay = conn, None, BACKOFF[0]
+        return conn
+
+    @staticmethod
+    def _alive(conn) -> bool:
+        """Whether the connection survived a failed batch (asked only then: a round trip).
+        A full disk, a lock or a statement timeout leave it usable; a server that went away
+        does not."""
+        try:
+            if conn.invalidated or conn.closed:
+                return False
+            raw = conn.connection.dbapi_connection
+            if raw is None or getattr(raw, "closed", False) or getattr(raw, "broken", False):
+                return False
+            raw.execute("SELECT 1").close()
+            raw.rollback()  # what the driver began for it (SQLite: nothing to end)
+            return True
+        except Exception:
+            return False
+
+    def _drop(self, error: BaseException) -> None:
+        """The store was lost (or a new connection refused): let the connection go, and try
+        a new one no sooner than the backoff."""
+        if self._lost is None:
+            _log.warn(
+                "lost the store ({error}): trying to connect again every {first:g} to {most:g} s",
+                error=describe(error),
+                first=BACKOFF[0],
+                most=BACKOFF[1],
+            )
+        self._lost = error
+        self._disconnect(invalidate=True)
+        self._retry_at = self._monotonic() + self._delay
+        self._delay = min(self._delay * 2, BACKOFF[1])
+
+    def _disconnect(self, invalidate: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if invalidate:  # the pool must not hand it out again
+                conn.invalidate()
+            conn.close()
+        except Exception:
+            pass  # a connection already gone
 
     def _allocate(self, n: int) -> int:
         """The first of n new message ids, in a row."""
@@ -278,6 +400,8 @@ class Writer:
         except _JobFailed as failed:
             if _conflict(failed.__cause__):
                 raise failed.__cause__ from None  # the batch did not fail: it is run again
+            if not self._alive(conn):  # not the job: the store went away under it
+                raise failed.__cause__ from None
             self._rewind(ids_at)
             return self._run_jobs(conn, jobs, isolate=True)
 
