@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from .config import LimitsConfig
 from .store import lockouts
+from .store.faults import Quiet
 from .store.lockouts import ACCOUNT, ADDRESS, KINDS
 
 _log = Logger()
@@ -127,6 +128,7 @@ class BindGuard:
         # write read the store, the store cannot be trusted to show them.
         self._started: dict[tuple[str, str], float | None] = {}
         self._syncs = 0
+        self._reads = Quiet("reading the lockouts", _log)  # one line an outage
         self._loop: LoopingCall | None = None
 
     # -- binds -----------------------------------------------------------------------------
@@ -245,10 +247,10 @@ class BindGuard:
             return None
         if self._syncs % PURGE_EVERY == 1:
             p = self.store.write(lockouts.purge, now)
-            p.addErrback(lambda f: _log.failure("purging the lockouts failed", f))
+            p.addErrback(self._reads.failed, "purging the lockouts")
         d = self.store.read(lockouts.active, now)
         d.addCallback(self.use, self._syncs)
-        d.addErrback(lambda f: _log.failure("reading the lockouts failed", f))
+        d.addCallbacks(lambda _: self._reads.succeeded(), self._reads.failed)
         return d
 
     def use(self, found: list[lockouts.Lockout], sync: int) -> None:

@@ -2,6 +2,8 @@
 locked out per system_id and per address, the store's lockouts re-read, connection caps, and
 the networks an account may bind from. No network, no sleeping."""
 
+import sqlite3
+
 import pytest
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -413,3 +415,16 @@ def test_limits_config_section(tmp_path):
 
 def test_lockout_kinds():
     assert lockouts.KINDS == ("account", "address")
+
+
+def test_reading_the_lockouts_through_an_outage_logs_once(logged):
+    store = FakeStore()
+    g = guard(store=store)
+    for _ in range(3):
+        g.sync()
+        store.reads.pop()[2].errback(sqlite3.OperationalError("unable to open database file"))
+    warnings = [e for e in logged if e.get("what") == "reading the lockouts"]
+    assert len(warnings) == 1 and "log_failure" not in warnings[0]  # one line, no traceback
+    g.sync()
+    store.reads.pop()[2].callback([])
+    assert any("works again" in e.get("log_format", "") for e in logged)
