@@ -61,11 +61,15 @@ class Acceptor:
         tlvs: dict[int, Any],
         destinations: list[tuple[int, int, str]],
         done: Done,
+        callback: str | None = None,
+        multi: bool = True,
     ) -> None:
         """Validate and store one message for each destination. `done` is called once, either
         at once (refused as a whole) or when the rows are committed. A store that fails
         for a while (gone, full, locked, too slow) refuses with ESME_RMSGQFUL, which tells the
-        client to try again later; any other failure with ESME_RSYSERR."""
+        client to try again later; any other failure with ESME_RSYSERR. `callback`: where the
+        receipts go when not to an SMPP bind (smsc.channels); `multi`: several destinations
+        are one submit_multi, known by one id (else each message by its own)."""
         if self.closing:
             return self._refuse(done, Status.RMSGQFUL, account, len(destinations))
         now = self._clock.seconds()
@@ -93,6 +97,7 @@ class Acceptor:
             _ACCEPTED,
             now,
             ORIGIN_CLIENT,
+            callback,
         )
         routable = self.routable
         kept = []  # the destinations of the rows, in order
@@ -136,7 +141,7 @@ class Acceptor:
             if self.on_stored is not None:
                 self.on_stored()
 
-        self._store.insert(rows, stored, hashes, parts)
+        self._store.insert(rows, stored, hashes, parts, multi)
 
     def _refuse(self, done: Done, status: Status, account: Account, n: int) -> None:
         self.refused[status] += 1

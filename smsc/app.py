@@ -12,8 +12,10 @@ from twisted.logger import Logger, globalLogBeginner
 from . import hours, logs, tls
 from . import shutdown as shutdown_steps
 from .accept import Acceptor
+from .channels import Context
+from .channels.callbacks import CallbackSender
 from .cluster import Cluster
-from .config import Config
+from .config import Config, HttpConfig
 from .deliveries import OutboxSender
 from .inbound import receipts, replies
 from .inbound.handler import Inbound, client_receipt
@@ -46,6 +48,7 @@ class Switch:
     dispatcher: Dispatcher | None = None
     inbound: Inbound | None = None
     outbox: OutboxSender | None = None
+    callbacks: CallbackSender | None = None  # receipts by HTTP callback or email
     simulators: list = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -72,11 +75,14 @@ def start(config: Config, reactor) -> Switch:
     server.cluster = cluster
     switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
-    ports = _listen_smpp(server, config, reactor, listener_tls)
+    channels = Context(store, acceptor, server, reactor, config, metrics)
+    ports = _listen_channels(channels) + _listen_smpp(server, config, reactor, listener_tls)
     web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
         _start_delivery(switch, config, reactor, acceptor, carrier_tls)
+        if config.http is not None or config.smtp is not None:
+            switch.callbacks = _start_callbacks(channels)
     cluster.start()  # its first heartbeat takes the carrier bind slots: the links connect
     server.guard.start()  # the store's lockouts now, then every few seconds (a lift)
     metrics.watch(server, switch.carriers, cluster)
@@ -106,6 +112,8 @@ def start(config: Config, reactor) -> Switch:
         if switch.dispatcher is not None:
             switch.dispatcher.stop()
             switch.outbox.stop()
+        if switch.callbacks is not None:
+            switch.callbacks.stop()
         cluster.stop()
         server.guard.stop()
         metrics.stop()
@@ -262,6 +270,37 @@ def _tls(config: Config) -> tuple:
         if c.tls
     }
     return listener, carriers
+
+
+def _listen_channels(ctx: Context) -> list:
+    """The `[http]` listener (API and web page) and the `[smtp]` one, when configured."""
+    ports = []
+    if ctx.config.http is not None:
+        from .channels import site
+
+        http = ctx.config.http
+        ports.append(("HTTP", ctx.clock.listenTCP(http.port, site.build(ctx), interface=http.host)))
+    if ctx.config.smtp is not None:
+        from .channels import mail
+
+        smtp = ctx.config.smtp
+        ports.append(
+            ("SMTP", ctx.clock.listenTCP(smtp.port, mail.factory(ctx), interface=smtp.host))
+        )
+    return ports
+
+
+def _start_callbacks(ctx: Context) -> CallbackSender:
+    """The receipts that go by HTTP callback or by email, from the outbox."""
+    mailer = None
+    if ctx.config.smtp is not None:
+        from .channels import mail
+
+        mailer = mail.receipt_mailer(ctx)
+    config = ctx.config.http or HttpConfig()
+    sender = CallbackSender(ctx.store, ctx.clock, config, mailer, metrics=ctx.metrics)
+    sender.start()
+    return sender
 
 
 def _listen_smpp(server: SmppServer, config: Config, reactor, listener_tls) -> list:

@@ -248,6 +248,46 @@ class MetricsConfig:
 
 
 @dataclass
+class HttpConfig:
+    """The HTTP API (`/api/v1/`) and the web page (`/`); no `[http]` section: no listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0: a free port (logged as "HTTP listening on HOST:PORT")
+    # The switch's own address as its users reach it (behind a proxy), for links in the page
+    # and the OpenAPI document; empty: the Host header of each request.
+    public_url: str = ""
+    callback_timeout: float = 10.0  # seconds a receipt callback may take before a retry
+    callback_retry_max: float = 3600.0  # seconds: the longest wait between two tries
+
+    def __post_init__(self):
+        _between(self, 0, 65535, "port")
+        if self.callback_timeout <= 0 or self.callback_retry_max <= 0:
+            raise ValueError("callback_timeout, callback_retry_max: must be more than 0 seconds")
+
+
+@dataclass
+class SmtpConfig:
+    """Email to SMS; no `[smtp]` section: no listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 2525  # 0: a free port (logged as "SMTP listening on HOST:PORT")
+    domain: str = "sms.example.com"  # mail to <number>@<domain> becomes an SMS
+    # Where the results mailed back to senders go out (a local MTA or the provider's relay);
+    # relay_port 0: no mail goes out (senders asking for results are told so at start).
+    relay_host: str = "127.0.0.1"
+    relay_port: int = 25
+    mail_from: str = ""  # the From of the results; empty: smsc@<domain>
+    max_size: int = 1_000_000  # octets: a bigger mail is refused at DATA
+
+    def __post_init__(self):
+        _between(self, 0, 65535, "port", "relay_port")
+        if not self.domain or "@" in self.domain:
+            raise ValueError("domain: a domain name, like sms.example.com")
+        if self.max_size < 1000:
+            raise ValueError("max_size: 1000 octets at least")
+
+
+@dataclass
 class ClusterConfig:
     """This node among the nodes sharing one store (PostgreSQL; a SQLite store serves one)."""
 
@@ -292,6 +332,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
     metrics: MetricsConfig | None = None
+    http: HttpConfig | None = None
+    smtp: SmtpConfig | None = None
 
     def __post_init__(self):
         names = [c.name for c in self.carriers]

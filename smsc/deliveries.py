@@ -8,6 +8,7 @@ from .protocol.constants import Command, Tag
 from .protocol.pdu import PduError, decode_tlvs
 from .store import outbox
 from .store.faults import Quiet
+from .wakeup import Wakeup
 
 _log = Logger()
 _IDLE = 0.5  # seconds between looks at the outbox while nothing wakes us
@@ -21,14 +22,13 @@ class OutboxSender:
         self.clock = clock
         self.server = server  # SmppServer: where the bound receivers are
         self.config = config
-        self._timer = None
+        self.wake = Wakeup(clock, self._claim)
         self._claiming = False
         self._again = False  # woken while a claim was running: claim again at once after it
         self._flushing = None
         self._done: list[int] = []
         self._retry: list[int] = []
         self._unsent: list[int] = []  # claimed, but no session had room: due again at once
-        self._stopped = False
         self._claims = Quiet("claiming the outbox", _log)
         self._writes = Quiet("recording deliveries to clients", _log)
         self.delivered = 0
@@ -38,9 +38,7 @@ class OutboxSender:
 
     def stop(self) -> None:
         """No more claims. The answers still to come are written down (`flush`)."""
-        self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        self.wake.stop()
 
     def flush(self) -> None:
         """Write the answers heard so far now (the shutdown's last word)."""
@@ -48,17 +46,7 @@ class OutboxSender:
             self._flushing.cancel()
         self._flush()
 
-    def wake(self, delay: float = 0.0) -> None:
-        if self._stopped:
-            return
-        if self._timer is not None and self._timer.active():
-            if self._timer.getTime() <= self.clock.seconds() + delay:
-                return
-            self._timer.cancel()
-        self._timer = self.clock.callLater(delay, self._claim)
-
     def _claim(self) -> None:
-        self._timer = None
         if self._claiming:
             self._again = True
             return

@@ -164,6 +164,16 @@ class Metrics:
             ["account"],
             registry=r,
         )
+        self.callbacks = Counter(
+            "smsc_receipt_callbacks",
+            "Receipts for HTTP and email clients, by how they went (http, mail) and whether "
+            "they were taken (sent) or must be tried again (failed)",
+            ["how", "result"],
+            registry=r,
+        )
+        for how in ("http", "mail"):
+            for result in ("sent", "failed"):
+                self.callbacks.labels(how, result)
         self.reconnects = Counter(
             "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
         )

@@ -35,7 +35,7 @@ class SyncStore:
             return d
         return defer.succeed(result)
 
-    def insert(self, rows, callback, hashes=None, parts=1):
+    def insert(self, rows, callback, hashes=None, parts=1, multi=True):
         with writing(self.engine) as conn:
             first = messages.next_id(conn)
             ids = list(range(first, first + len(rows)))

@@ -27,7 +27,7 @@ class FakeStore:
         self.inserts: list[tuple[list[tuple], object]] = []
         self.next_id = 1
 
-    def insert(self, rows, callback, hashes=None, parts=1):
+    def insert(self, rows, callback, hashes=None, parts=1, multi=True):
         self.inserts.append((rows, callback))
         self.parts = parts
 
@@ -127,6 +127,7 @@ def test_row_in_column_order(acceptor, store):
             "ACCEPTED",
             NOW,  # updated_at
             0,  # origin: a client
+            None,  # callback: receipts by SMPP
         )
     ]
     assert calls == []

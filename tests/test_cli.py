@@ -265,7 +265,7 @@ def _insert(db_url, *states: State) -> None:
                     origin=0,
                     multi_id=None,
                 )
-                rows.append(tuple(row[c] for c in COLUMNS))
+                rows.append(tuple(row.get(c) for c in COLUMNS))
             messages.insert_rows(conn, rows)
     finally:
         engine.dispose()

@@ -86,7 +86,7 @@ def store_message(db_url, message_id=1, parts=(), receipts=(), **values) -> None
     try:
         with db.writing(engine) as conn:
             row["account_id"] = accounts.get(conn, "acme").id
-            messages.insert_rows(conn, [tuple(row[c] for c in COLUMNS)])
+            messages.insert_rows(conn, [tuple(row.get(c) for c in COLUMNS)])
             for column in ("carrier", "attempts", "error"):
                 if column in values:
                     conn.execute(

@@ -105,7 +105,7 @@ def test_purge_over_more_rows_than_one_transaction_takes(ready, db_url):
                 data_coding=0, body=b"hi", tlvs=b"", submitted_at=at, due_at=at,
                 expires_at=at + DAY, state="DELIVERED", updated_at=at, origin=0, multi_id=None,
             )  # fmt: skip
-            values = [row[c] for c in COLUMNS[1:]]
+            values = [row.get(c) for c in COLUMNS[1:]]
             messages.insert_rows(conn, [(i, *values) for i in range(1, 2501)])
     finally:
         engine.dispose()

@@ -220,7 +220,7 @@ def insert(db_url, rows: list[dict]) -> None:
                     multi_id=None,
                 )
                 row.update(changes)
-                values.append(tuple(row[c] for c in COLUMNS))
+                values.append(tuple(row.get(c) for c in COLUMNS))
             messages.insert_rows(conn, values)
     finally:
         engine.dispose()

@@ -59,7 +59,7 @@ class RowStore:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def insert(self, rows, callback, hashes=None, parts=1):
+    def insert(self, rows, callback, hashes=None, parts=1, multi=True):
         first = len(self.rows) + 1
         self.rows += [dict(zip(COLUMNS[1:-1], row, strict=True)) for row in rows]
         callback(list(range(first, first + len(rows))))
@@ -331,7 +331,7 @@ def row(message_id: int, account_id: int, **values) -> tuple:
         multi_id=None,
     )
     r.update(values)
-    return tuple(r[c] for c in COLUMNS)
+    return tuple(r.get(c) for c in COLUMNS)
 
 
 def add(engine, *rows: tuple) -> None:
@@ -863,7 +863,7 @@ def million(tmp_path_factory):
         SELECT i + 1, 1 + i % {ACCOUNTS}, '', 1, 1, '33600000001', printf('336%08d', i % 1000000),
                0, 0, 0, 1, 0, x'68656c6c6f', x'', {NOW},
                {NOW} + (i / {ACCOUNTS}) * {step}, {NOW} + (i / {ACCOUNTS}) * {step} + {DAY},
-               'ACCEPTED', {NOW}, 0, NULL
+               'ACCEPTED', {NOW}, 0, NULL, NULL
         FROM n
         """
     )

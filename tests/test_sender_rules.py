@@ -216,7 +216,7 @@ class HashingStore(FakeStore):
         super().__init__()
         self.hashes = []
 
-    def insert(self, rows, callback, hashes=None, parts=1):
+    def insert(self, rows, callback, hashes=None, parts=1, multi=True):
         super().insert(rows, callback)
         self.hashes.append(hashes)
 

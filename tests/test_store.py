@@ -73,7 +73,7 @@ def _message(
         origin=0,
         multi_id=multi_id,
     )
-    messages.insert_rows(conn, [tuple(row[c] for c in COLUMNS)])
+    messages.insert_rows(conn, [tuple(row.get(c) for c in COLUMNS)])
     return message_id
 
 

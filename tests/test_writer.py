@@ -116,7 +116,7 @@ def row(account_id, body=b"x", destination="33612345678"):
         updated_at=NOW,
         origin=0,
     )
-    return tuple(values[c] for c in COLUMNS[1:-1])
+    return tuple(values.get(c) for c in COLUMNS[1:-1])
 
 
 def _count(conn):

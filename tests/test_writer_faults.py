@@ -198,7 +198,7 @@ class WriterStore:
     def __init__(self, writer):
         self.writer = writer
 
-    def insert(self, rows, callback, hashes=None, parts=1):
+    def insert(self, rows, callback, hashes=None, parts=1, multi=True):
         self.writer.insert(rows, callback, hashes, parts)
 
 

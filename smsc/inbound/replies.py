@@ -151,7 +151,7 @@ def _reply(conn: Connection, account: accounts.Account, mo: Mo, text: str, now: 
     row = (
         account.id, "", ton, 1, mo.destination, number, 0, 0, 0, 0, coding,
         sms_text.encode(coding, text), b"", now, now, now + REPLY_VALIDITY,
-        State.ACCEPTED.value, now, ORIGIN_SWITCH,
+        State.ACCEPTED.value, now, ORIGIN_SWITCH, None,
     )  # fmt: skip
     messages.add(conn, [row])
 
@@ -173,6 +173,6 @@ def _forward(
         conn,
         [
             (account.id, None, mo.source_ton, 1, mo.source, mo.destination, 0, data_coding,
-             body, tlvs, how.now, how.now, how.now + how.retention)
+             body, tlvs, how.now, how.now, how.now + how.retention, None)
         ],
     )  # fmt: skip

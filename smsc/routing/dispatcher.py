@@ -18,6 +18,7 @@ from ..protocol.pdu import PduError, decode_tlvs
 from ..store import queue
 from ..store.faults import Quiet
 from ..store.queue import Due, Settle
+from ..wakeup import Wakeup
 from .links import Carrier, Part
 from .router import Router
 
@@ -63,7 +64,7 @@ class Dispatcher:
         self._by_name = {c.name: c for c in carriers}
         self._claiming = False
         self._again = False  # woken while a claim was running: claim again at once after it
-        self._timer = None
+        self.wake = Wakeup(clock, self._claim)  # claim soon: new messages, or room on a carrier
         self._flushing = None
         self._parts: list[tuple] = []
         self._sent: list[tuple[int, str]] = []
@@ -73,7 +74,6 @@ class Dispatcher:
         self._turn = 0  # the account the next claim serves first (fairness across claims)
         # When to look for expired messages next, while no carrier can take any.
         self._expiry_look = clock.seconds() + max(config.retry_delay, _IDLE)
-        self._stopped = False  # no more claims (shutdown); what happened is still written
         self._retrying = None  # the flush again of records the store refused for a while
         self._claims = Quiet("claiming due messages", _log)
         self._writes = Quiet("recording what carriers did", _log)
@@ -88,25 +88,11 @@ class Dispatcher:
 
     def stop(self) -> None:
         """No more claims. What the carriers still answer is written down (`flush`)."""
-        self._stopped = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def wake(self, delay: float = 0.0) -> None:
-        """Claim soon: new messages, or room on a carrier."""
-        if self._stopped:
-            return
-        if self._timer is not None and self._timer.active():
-            if self._timer.getTime() <= self.clock.seconds() + delay:
-                return
-            self._timer.cancel()
-        self._timer = self.clock.callLater(delay, self._claim)
+        self.wake.stop()
 
     # -- claiming and routing --------------------------------------------------------------
 
     def _claim(self) -> None:
-        self._timer = None
         if self._claiming:
             self._again = True
             return

@@ -73,6 +73,7 @@ COLUMNS = (
     "state",
     "updated_at",
     "origin",
+    "callback",
     "multi_id",
 )
 ORIGIN_CLIENT, ORIGIN_SWITCH = 0, 1  # a client's message, or the switch's automatic reply
@@ -105,6 +106,7 @@ class Message:
     error: int | None
     origin: int = 0  # ORIGIN_CLIENT, or ORIGIN_SWITCH for an automatic reply
     node_id: int | None = None  # the node that claimed it last
+    callback: str | None = None  # where its receipt goes, when not to an SMPP bind
 
 
 def insert_rows(conn: Connection, rows: list[tuple]) -> None:
@@ -169,6 +171,26 @@ def unindexed(column):
 
 def by_client_id(conn: Connection, message_id: int) -> list[Message]:
     rows = conn.execute(select(messages).where(_by_id(message_id)).order_by(messages.c.id))
+    return [Message(**row._mapping) for row in rows]
+
+
+def listing(
+    conn: Connection,
+    account_id: int,
+    states: list[str] | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[Message]:
+    """The account's messages, newest first: `limit` of them, with ids below `before` when
+    given (the next page), in these states when given. Walks the ids down from the newest: a
+    quiet account among busy ones costs a longer walk (no (account_id, id) index, which would
+    cost every submit)."""
+    query = select(messages).where(messages.c.account_id == account_id)
+    if states:
+        query = query.where(messages.c.state.in_(states))
+    if before is not None:
+        query = query.where(messages.c.id < before)
+    rows = conn.execute(query.order_by(messages.c.id.desc()).limit(limit))
     return [Message(**row._mapping) for row in rows]
 
 

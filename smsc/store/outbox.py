@@ -37,7 +37,7 @@ _COLUMNS = [outbox.c[name] for name in Item.__slots__]
 # A new row's values, in this order; it starts PENDING with no attempt.
 NEW = (
     "account_id", "message_id", "source_ton", "source_npi", "source", "destination",
-    "esm_class", "data_coding", "body", "tlvs", "created_at", "due_at", "expires_at",
+    "esm_class", "data_coding", "body", "tlvs", "created_at", "due_at", "expires_at", "url",
 )  # fmt: skip
 _ADD = (
     f"INSERT INTO outbox ({', '.join(NEW)}, state, attempts) "
@@ -54,8 +54,39 @@ def add(conn: Connection, rows: list[tuple]) -> None:
 
 
 def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> list[Item]:
-    """Up to `limit` due rows of these accounts, oldest first, marked SENDING. Rows past
-    their retention are expired on the way."""
+    """Up to `limit` due deliver_sm rows of these accounts, oldest first, marked SENDING. Rows
+    past their retention are expired on the way."""
+    where = [outbox.c.account_id.in_(account_ids), outbox.c.url.is_(None)]
+    return [Item(*row) for row in _claim(conn, where, now, limit, _COLUMNS)]
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A receipt for a channel other than SMPP: to POST to `url`, or to mail (mailto:)."""
+
+    id: int
+    account_id: int
+    message_id: int
+    source: str  # the subscriber's number
+    tlvs: bytes  # receipted_message_id, message_state, network_error_code
+    body: bytes  # the receipt's appendix B text
+    created_at: float
+    attempts: int
+    url: str
+
+
+_CALLBACK_COLUMNS = [outbox.c[name] for name in Callback.__slots__]
+
+
+def claim_callbacks(conn: Connection, now: float, limit: int) -> list[Callback]:
+    """Up to `limit` due rows that go by URL, oldest first, marked SENDING."""
+    return [
+        Callback(*row)
+        for row in _claim(conn, [outbox.c.url.is_not(None)], now, limit, _CALLBACK_COLUMNS)
+    ]
+
+
+def _claim(conn: Connection, where: list, now: float, limit: int, columns: list) -> list:
     conn.execute(
         update(outbox)
         .where(outbox.c.state == PENDING, outbox.c.expires_at <= now)
@@ -63,11 +94,7 @@ def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> l
     )
     due = (
         select(outbox.c.id)
-        .where(
-            outbox.c.state == PENDING,
-            outbox.c.account_id.in_(account_ids),
-            outbox.c.due_at <= now,
-        )
+        .where(outbox.c.state == PENDING, outbox.c.due_at <= now, *where)
         .order_by(outbox.c.id)
         .limit(limit)
     )
@@ -77,9 +104,9 @@ def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> l
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
         .values(state=SENDING, attempts=outbox.c.attempts + 1, node_id=conn.info.get(NODE))
-        .returning(*_COLUMNS)
+        .returning(*columns)
     ).all()
-    return sorted((Item(*row) for row in rows), key=lambda item: item.id)
+    return sorted(rows, key=lambda row: row.id)
 
 
 def done(conn: Connection, ids: list[int]) -> None:

@@ -457,7 +457,7 @@ def _queue_receipts(conn: Connection, settled: list, how: Settle, parts=None) ->
         body, tlvs = how.receipt(message, state, error, len(parts.get(row.id, ())) or 1, how.now)
         rows.append(
             (row.account_id, row.id, 1, 1, row.destination, row.source, ESM_RECEIPT, 0, body,
-             tlvs, how.now, how.now, expires)
+             tlvs, how.now, how.now, expires, row.callback)
         )  # fmt: skip
     outbox.add(conn, rows)
 

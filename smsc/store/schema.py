@@ -144,6 +144,9 @@ messages = Table(
     Column("error", Integer),  # the carrier's status or receipt error code, when it failed
     Column("origin", SmallInteger, nullable=False, server_default="0"),  # 0 a client, 1 the switch
     Column("node_id", Integer),  # the node that claimed it last
+    # Where its receipt goes when it came through another channel than SMPP: an HTTP(S)
+    # callback URL, or mailto:ADDRESS (smsc.channels); None: a deliver_sm to its account.
+    Column("callback", String(500)),
     Index("messages_queue", "state", "account_id", "due_at"),
     Index("messages_account_destination", "account_id", "destination"),
     Index(
@@ -192,6 +195,8 @@ outbox = Table(
     Column("due_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("node_id", Integer),  # the node that claimed it last
+    # Where a channel other than SMPP takes it (an HTTP callback, or mailto:); None: deliver_sm.
+    Column("url", String(500)),
     Index("outbox_queue", "state", "account_id", "due_at"),
 )
 
@@ -282,4 +287,26 @@ lockouts = Table(
     Column("since", Float, nullable=False),
     Column("until", Float, nullable=False),
     Column("failures", Integer, nullable=False),  # the failed binds that started it
+)
+
+# The HTTP API's bearer tokens (`smsc account token`): only a hash of each is kept, so a copy
+# of the store gives none away. A token is 32 random bytes: SHA-256 is enough, no slow KDF.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("label", String(64), nullable=False, server_default=text("''")),
+    Column("created_at", Float, nullable=False),
+)
+
+# The email addresses that may send SMS for an account (`smsc account email`), lower case.
+# `reports`: the account asked for the results (refusals, receipts) by email.
+mail_senders = Table(
+    "mail_senders",
+    metadata,
+    Column("address", String(254), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("reports", Boolean, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
 )

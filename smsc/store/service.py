@@ -61,9 +61,14 @@ class Store:
             return fn(conn, *args, **kwargs)
 
     def insert(
-        self, rows: list[tuple], callback: Callable, hashes: list | None = None, parts: int = 1
+        self,
+        rows: list[tuple],
+        callback: Callable,
+        hashes: list | None = None,
+        parts: int = 1,
+        multi: bool = True,
     ) -> None:
-        self.writer.insert(rows, callback, hashes, parts)
+        self.writer.insert(rows, callback, hashes, parts, multi)
 
     def write(self, fn: Callable, *args, **kwargs) -> Deferred:
         return self.writer.call(fn, *args, **kwargs)

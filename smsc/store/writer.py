@@ -41,13 +41,14 @@ BACKOFF = (0.25, 2.0)
 
 
 class _Insert:
-    __slots__ = ("rows", "callback", "hashes", "parts")
+    __slots__ = ("rows", "callback", "hashes", "parts", "multi")
 
-    def __init__(self, rows, callback, hashes, parts):
+    def __init__(self, rows, callback, hashes, parts, multi):
         self.rows = rows
         self.callback = callback
         self.hashes = hashes
         self.parts = parts
+        self.multi = multi
 
 
 class _Call:
@@ -142,16 +143,18 @@ class Writer:
         callback: Callable[[Any], None],
         hashes: list | None = None,
         parts: int = 1,
+        multi: bool = True,
     ) -> None:
         """Store message rows of one account (COLUMNS without id and multi_id), each charged
         `parts` times its destination's price. `callback` gets, on the reactor, for each row
         its id once committed, or the Status that refused it (ROPTEDOUT, RNOCREDIT: nothing of
         it is stored or charged); or the exception that prevented the whole batch. Several
-        rows in one call are one submit_multi: their multi_id is the first id. `hashes`: each
+        rows in one call are one submit_multi: their multi_id is the first id (unless `multi`
+        is false: messages known each by its own id, as the HTTP API answers). `hashes`: each
         row's destination on the opt-out list's terms. The opt-out list and the balance are
         checked here, in the transaction that stores the rows, so that a STOP recorded a
         moment before is never missed and concurrent submits never overdraw."""
-        self._queue.put(_Insert(rows, callback, hashes, parts))
+        self._queue.put(_Insert(rows, callback, hashes, parts, multi))
 
     def call(self, fn: Callable, *args, **kwargs) -> Deferred:
         """Run `fn(connection, *args, **kwargs)` in the writer's next transaction."""
@@ -341,7 +344,7 @@ class Writer:
             costs.append(cost)
         first = self._allocate(len(kept))
         till.charge(account, first, costs, rows[0][13])  # at its submitted_at
-        multi = first if len(rows) > 1 and kept else None
+        multi = first if job.multi and len(rows) > 1 and kept else None
         numbered = [(first + i, *row, multi) for i, row in enumerate(kept)]
         ids = list(range(first, self._next_id))
         if len(kept) < len(rows):

@@ -296,6 +296,13 @@ class Smsc:
                 raise RuntimeError(f"smsc serve not listening after {timeout} s:\n" + self.log())
             time.sleep(0.05)
 
+    def listening(self, what: str) -> tuple[str, int]:
+        """Where the last start's `what` listener ("HTTP", "SMTP") listens, from its log line
+        (logged before the SMPP one that `start` waits for)."""
+        found = re.findall(rf"{what} listening on ([0-9.]+):(\d+)", self.log().split("---- start #")[-1])
+        assert found, f"no {what} listener in the log"
+        return found[-1][0], int(found[-1][1])
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -32,7 +32,7 @@ def store_message(url: str, message_id: int, days_ago: float) -> None:
                 body=b"a secret", tlvs=b"", submitted_at=at, due_at=at, expires_at=at + DAY,
                 state="DELIVERED", updated_at=at, origin=0, multi_id=None,
             )  # fmt: skip
-            messages.insert_rows(conn, [tuple(row[c] for c in COLUMNS)])
+            messages.insert_rows(conn, [tuple(row.get(c) for c in COLUMNS)])
             conn.execute(
                 insert(schema.outbox).values(
                     account_id=account.id,
