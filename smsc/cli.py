@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import addresses, hours, limits
 from . import config as configuration
-from .store import accounts, credit, db, lockouts, messages, optouts, senders
+from .store import accounts, credit, db, lockouts, mail_senders, messages, optouts, senders, tokens
 from .store.accounts import AccountError
 
 
@@ -585,6 +585,156 @@ def account_remove(ctx: Context, system_id: str) -> None:
     with _admin(ctx) as conn:
         accounts.remove(conn, system_id)
     click.echo(f"account {system_id} removed")
+
+
+@account_group.group("token")
+def token_group() -> None:
+    """Bearer tokens for the HTTP API (README, "HTTP API").
+
+    A token is printed once, when it is made: the store keeps only its SHA-256, and lists it
+    by a fingerprint (the first hex digits of that hash). A request with
+    `Authorization: Bearer TOKEN` acts for the account while it is enabled, from its networks.
+
+    \b
+    Example:
+      smsc account token add acme --label "billing app"
+      smsc account token list acme
+      smsc account token revoke acme 3f2a9c0d41be
+    """
+
+
+@token_group.command("add")
+@click.argument("system_id")
+@click.option("--label", default="", metavar="TEXT", help="What the token is for.")
+@pass_context
+def token_add(ctx: Context, system_id: str, label: str) -> None:
+    """Make a token for an account and print it (only this once).
+
+    \b
+    Example:
+      smsc account token add acme --label "billing app"
+    """
+    with _admin(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        token = tokens.add(conn, account.id, label, time.time())
+    click.echo(token)
+
+
+@token_group.command("list")
+@click.argument("system_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def token_list(ctx: Context, system_id: str, as_json: bool) -> None:
+    """List an account's tokens: fingerprint, label, created_at.
+
+    \b
+    Example:
+      smsc account token list acme --json
+    """
+    with _reading(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        rows = [{**t, "created_at": _iso(t["created_at"])} for t in tokens.of(conn, account.id)]
+    if not as_json:
+        for row in rows:
+            row["label"] = row["label"] or "-"
+    _output(rows, as_json, ["fingerprint", "label", "created_at"])
+
+
+@token_group.command("revoke")
+@click.argument("system_id")
+@click.argument("fingerprint")
+@pass_context
+def token_revoke(ctx: Context, system_id: str, fingerprint: str) -> None:
+    """Revoke an account's token by its fingerprint (`smsc account token list`).
+
+    \b
+    Example:
+      smsc account token revoke acme 3f2a9c0d41be
+    """
+    with _admin(ctx) as conn:
+        account = accounts.require(conn, system_id)
+        if not tokens.revoke(conn, account.id, fingerprint):
+            raise click.ClickException(f"account {system_id} has no token {fingerprint}")
+    click.echo(f"token {fingerprint} of {system_id} revoked")
+
+
+@account_group.group("email")
+def email_group() -> None:
+    """The email addresses that send SMS for an account (README, "Email to SMS").
+
+    A mail from a registered address to <number>@<[smtp] domain> is sent as an SMS by the
+    address's account (from one of the account's networks, if it has any). With --reports,
+    the results are mailed back: what was accepted or refused, then each receipt.
+
+    \b
+    Example:
+      smsc account email add acme ops@acme.example --reports
+      smsc account email list acme
+      smsc account email remove ops@acme.example
+    """
+
+
+@email_group.command("add")
+@click.argument("system_id")
+@click.argument("address")
+@click.option(
+    "--reports/--no-reports",
+    default=False,
+    show_default=True,
+    help="Mail the results (accepted or refused, then each receipt) back to ADDRESS.",
+)
+@pass_context
+def email_add(ctx: Context, system_id: str, address: str, reports: bool) -> None:
+    """Let ADDRESS send SMS for an account (adding it again changes --reports).
+
+    \b
+    Example:
+      smsc account email add acme ops@acme.example --reports
+    """
+    with _admin(ctx) as conn:
+        address = mail_senders.normalise(address)
+        account = accounts.require(conn, system_id)
+        mail_senders.add(conn, account.id, address, reports, time.time())
+    mailed = " (results mailed back)" if reports else ""
+    click.echo(f"{address} sends SMS for {system_id}{mailed}")
+
+
+@email_group.command("list")
+@click.argument("system_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@pass_context
+def email_list(ctx: Context, system_id: str | None, as_json: bool) -> None:
+    """List the addresses that send SMS (of one account, or of all).
+
+    \b
+    Example:
+      smsc account email list acme --json
+    """
+    with _reading(ctx) as conn:
+        account_id = None if system_id is None else accounts.require(conn, system_id).id
+        rows = [
+            {"address": s.address, "system_id": s.system_id, "reports": s.reports,
+             "created_at": _iso(s.created_at)}
+            for s in mail_senders.listing(conn, account_id)
+        ]  # fmt: skip
+    _output(rows, as_json, ["address", "system_id", "reports", "created_at"])
+
+
+@email_group.command("remove")
+@click.argument("address")
+@pass_context
+def email_remove(ctx: Context, address: str) -> None:
+    """Stop ADDRESS from sending SMS.
+
+    \b
+    Example:
+      smsc account email remove ops@acme.example
+    """
+    with _admin(ctx) as conn:
+        address = mail_senders.normalise(address)
+        if not mail_senders.remove(conn, address):
+            raise AccountError(f"{address} is not a registered email sender")
+    click.echo(f"{address} removed")
 
 
 # -- credit: balances, the ledger, the tariff ------------------------------------------------

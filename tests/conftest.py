@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests: a store upgraded to the newest schema, cheap hashes.
+"""Fixtures shared by the unit tests: a store upgraded to the newest schema, cheap hashes, the
+admin CLI run in process on a temp store (`smsc`, and `ready`: with an account, acme).
 
 With SMSC_TEST_PG_URL set (tox env `pg`), every test that uses the store runs on PostgreSQL:
 each in a schema of its own, dropped afterwards, in the database that URL names.
@@ -9,9 +10,11 @@ import os
 
 import pytest
 from alembic import command
+from click.testing import CliRunner
 from sqlalchemy import make_url, text
 from stores import PG_URL
 
+from smsc import cli
 from smsc.store import accounts, db, schema
 
 _schemas = itertools.count()
@@ -73,3 +76,29 @@ def pytest_collection_modifyitems(config, items):
 def fast_scrypt(monkeypatch):
     """scrypt with n=16: the same code path, microseconds instead of ~60 ms a hash."""
     monkeypatch.setattr(accounts, "_N", 16)
+
+
+@pytest.fixture
+def config(tmp_path, db_url):
+    path = tmp_path / "smsc.toml"
+    path.write_text(f'[store]\nurl = "{db_url}"\n')
+    return path
+
+
+@pytest.fixture
+def smsc(config, fast_scrypt):
+    """Run `smsc --config <temp> ARGS…`; returns the click Result."""
+    runner = CliRunner()
+
+    def run(*args, input=None):
+        return runner.invoke(cli.main, ["--config", str(config), *args], input=input)
+
+    return run
+
+
+@pytest.fixture
+def ready(smsc):
+    """A store at head with one account, acme."""
+    assert smsc("db", "upgrade").exit_code == 0
+    assert smsc("account", "add", "acme", "--password", "s3cret").exit_code == 0
+    return smsc

@@ -14,32 +14,6 @@ from smsc.store.messages import COLUMNS, State
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
 
-@pytest.fixture
-def config(tmp_path, db_url):
-    path = tmp_path / "smsc.toml"
-    path.write_text(f'[store]\nurl = "{db_url}"\n')
-    return path
-
-
-@pytest.fixture
-def smsc(config, fast_scrypt):
-    """Run `smsc --config <temp> ARGS…`; returns the click Result."""
-    runner = CliRunner()
-
-    def run(*args, input=None):
-        return runner.invoke(cli.main, ["--config", str(config), *args], input=input)
-
-    return run
-
-
-@pytest.fixture
-def ready(smsc):
-    """A store at head with one account, acme."""
-    assert smsc("db", "upgrade").exit_code == 0
-    assert smsc("account", "add", "acme", "--password", "s3cret").exit_code == 0
-    return smsc
-
-
 def ok(result) -> str:
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
@@ -190,6 +164,21 @@ def test_account_passwd_mismatch(ready, db_url):
 def test_account_remove(ready):
     assert ok(ready("account", "remove", "acme")) == "account acme removed\n"
     assert json.loads(ok(ready("account", "list", "--json"))) == []
+
+
+def test_account_remove_takes_its_registrations_with_it(ready):
+    ok(ready("account", "set", "acme", "--sender", "ACME"))
+    ok(ready("account", "token", "add", "acme"))
+    ok(ready("account", "email", "add", "acme", "ops@acme.example"))
+    assert ok(ready("account", "remove", "acme")) == "account acme removed\n"
+    assert json.loads(ok(ready("account", "email", "list", "--json"))) == []
+    ok(ready("account", "add", "acme", "--password", "s3cret"))  # a new one starts bare
+    assert json.loads(ok(ready("account", "token", "list", "acme", "--json"))) == []
+
+
+def test_account_remove_refuses_an_account_with_credit_history(ready):
+    ok(ready("account", "credit", "add", "acme", "10"))
+    fails(ready("account", "remove", "acme"), "has credit history in the store")
 
 
 @pytest.mark.parametrize(

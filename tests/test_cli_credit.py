@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-import test_cli
 from sqlalchemy import insert, update
 from test_cli import _account, fails, ok
 
@@ -13,9 +12,6 @@ from smsc.store import credit, db, schema
 
 JAN_1 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 DAY = 86_400.0
-
-# test_cli's runner (on its config) and acme on the store
-config, smsc, ready = test_cli.config, test_cli.smsc, test_cli.ready
 
 
 def table(out: str) -> dict[str, str]:

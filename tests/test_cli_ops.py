@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 import pytest
-import test_cli
 from sqlalchemy import insert
 from test_cli import fails, ok
 
@@ -50,10 +49,6 @@ def config(tmp_path, db_url):
     path = tmp_path / "smsc.toml"
     path.write_text(CONFIG.format(db_url=db_url))
     return path
-
-
-# test_cli's runner (on this module's config) and acme on the store
-smsc, ready = test_cli.smsc, test_cli.ready
 
 
 # -- message show ---------------------------------------------------------------------------

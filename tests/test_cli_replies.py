@@ -5,16 +5,12 @@ an account's senders and identity (`account add/set/show`), and the opt-out list
 import json
 
 import pytest
-import test_cli
 from click.testing import CliRunner
 from sqlalchemy import select
 from test_cli import fails, ok
 
 from smsc import cli
 from smsc.store import db, optouts, schema
-
-# test_cli's fixtures: a temp config naming a temp store, its runner, and acme on it
-config, smsc, ready = test_cli.config, test_cli.smsc, test_cli.ready
 
 NUMBER = "33612345678"
 FORMS = ["+33612345678", "0033612345678", "0612345678", "33612345678", "06 12 34 56 78"]

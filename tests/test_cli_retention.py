@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-import test_cli
 from sqlalchemy import select
 from test_cli import fails, ok
 from test_cli_ops import key_values, store_message
@@ -15,8 +14,6 @@ from smsc.store.messages import COLUMNS
 
 DAY = 86_400.0
 DEST = "33612345678"
-
-config, smsc, ready = test_cli.config, test_cli.smsc, test_cli.ready
 
 
 def ago(days: float) -> float:

@@ -49,17 +49,6 @@ def config(tmp_path, db_url):
 
 
 @pytest.fixture
-def smsc(config):
-    """Run `smsc --config <temp> ARGS…`; returns the click Result."""
-    runner = CliRunner()
-
-    def run(*args, input=None):
-        return runner.invoke(cli.main, ["--config", str(config), *args], input=input)
-
-    return run
-
-
-@pytest.fixture
 def ready(smsc):
     """A store at head."""
     assert smsc("db", "upgrade").exit_code == 0

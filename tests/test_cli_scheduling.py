@@ -5,7 +5,6 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from smsc import cli
@@ -21,23 +20,6 @@ DEFAULTS = {
     "validity": 172800,
     "max_validity": 604800,
 }
-
-
-@pytest.fixture
-def config(tmp_path, db_url):
-    path = tmp_path / "smsc.toml"
-    path.write_text(f'[store]\nurl = "{db_url}"\n')
-    return path
-
-
-@pytest.fixture
-def smsc(config, fast_scrypt):
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli.main, ["--config", str(config), *args])
-
-    return run
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.logger import Logger
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
+from twisted.web.client import (
+    Agent,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+    readBody,
+)
 from twisted.web.http_headers import Headers
 
 from ..config import HttpConfig
@@ -165,9 +171,15 @@ class CallbackRefused(Exception):
     pass
 
 
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False
+
+
 def poster(clock, timeout: float) -> Post:
     """POSTs JSON with Twisted's HTTP client (connections kept for the next receipt)."""
-    agent = Agent(clock, connectTimeout=timeout, pool=HTTPConnectionPool(clock))
+    pool = HTTPConnectionPool(clock)
+    pool._factory = _QuietFactory  # no public switch for its two log lines a connection
+    agent = Agent(clock, connectTimeout=timeout, pool=pool)
     headers = Headers({b"Content-Type": [b"application/json"], b"User-Agent": [b"smsc"]})
 
     def post(url: str, body: bytes) -> Deferred:

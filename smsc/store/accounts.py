@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from . import senders
-from .schema import CHARTER_HOURS, accounts, messages
+from . import schema, senders
+from .schema import CHARTER_HOURS, accounts, api_tokens, ledger, mail_senders, messages, outbox
 
 # scrypt at n=2**14, r=8: ~60 ms and 16 MiB a check here, so guessing is slow; the server keeps
 # a cache of recent successful binds so that reconnect storms do not pay it again.
@@ -178,11 +178,16 @@ def change(conn: Connection, system_id: str, *, password: str | None = None, **v
 
 
 def remove(conn: Connection, system_id: str) -> None:
-    """Remove an account that has no messages; one with history is disabled instead."""
+    """Remove an account that has no history (messages, deliveries waiting for it, credit
+    movements), with what was registered for it: its senders, API tokens and email addresses.
+    One with history is disabled instead."""
     account = require(conn, system_id)
-    if conn.execute(select(messages.c.id).where(messages.c.account_id == account.id)).first():
-        raise AccountError(
-            f"account {system_id} has messages in the store: disable it with "
-            f"`smsc account set {system_id} --disable` instead"
-        )
+    for table, what in ((messages, "messages"), (outbox, "deliveries"), (ledger, "credit history")):
+        if conn.execute(select(table.c.id).where(table.c.account_id == account.id)).first():
+            raise AccountError(
+                f"account {system_id} has {what} in the store: disable it with "
+                f"`smsc account set {system_id} --disable` instead"
+            )
+    for table in (schema.senders, api_tokens, mail_senders):
+        conn.execute(delete(table).where(table.c.account_id == account.id))
     conn.execute(delete(accounts).where(accounts.c.id == account.id))

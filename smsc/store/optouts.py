@@ -9,13 +9,13 @@ retention (CNIL: at least three years); a new STOP starts the time again.
 import functools
 import hashlib
 import hmac
-import secrets
 from collections.abc import Callable
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from . import keys
 from .db import chunks
-from .schema import optouts, settings
+from .schema import optouts
 
 GLOBAL = 0  # the scope of the admin's global list; an account's list has its id
 _KEY = "optout_hash_key"
@@ -26,11 +26,7 @@ def hash_key(conn: Connection, configured: str | None = None) -> bytes:
     """The HMAC key: the configured one, else the store's, made on first use."""
     if configured:
         return configured.encode()
-    value = conn.execute(select(settings.c.value).where(settings.c.key == _KEY)).scalar()
-    if value is None:
-        value = secrets.token_hex(32)
-        conn.execute(insert(settings).values(key=_KEY, value=value))
-    return bytes.fromhex(value)
+    return keys.secret(conn, _KEY)
 
 
 def digest(key: bytes, number: str) -> bytes:
@@ -145,6 +141,11 @@ def refused(wanted, found) -> set[tuple[int, bytes]]:
 def purge(conn: Connection, before: float) -> int:
     """Forget entries older than the retention."""
     return conn.execute(delete(optouts).where(optouts.c.created_at < before)).rowcount
+
+
+def count(conn: Connection, scope: int) -> int:
+    """How many numbers are on a list (an account's page shows its own)."""
+    return conn.execute(select(func.count()).where(optouts.c.scope == scope)).scalar()
 
 
 def stats(conn: Connection) -> list[tuple[int, int, float, float]]:

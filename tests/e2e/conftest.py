@@ -45,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,7 +300,8 @@ class Smsc:
     def listening(self, what: str) -> tuple[str, int]:
         """Where the last start's `what` listener ("HTTP", "SMTP") listens, from its log line
         (logged before the SMPP one that `start` waits for)."""
-        found = re.findall(rf"{what} listening on ([0-9.]+):(\d+)", self.log().split("---- start #")[-1])
+        last_start = self.log().split("---- start #")[-1]
+        found = re.findall(rf"{what} listening on ([0-9.]+):(\d+)", last_start)
         assert found, f"no {what} listener in the log"
         return found[-1][0], int(found[-1][1])
 
@@ -803,3 +805,16 @@ def carrier_sim(tmp_path_factory):
     for sim in sims:
         sim.stop()
         _SIMS.remove(sim)
+
+
+@contextmanager
+def serving(server):
+    """A socketserver server (http.server's too) answering from a thread of its own until
+    the block ends: the tests' stand-ins for the switch's peers (callback URLs, mail relays)."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
