@@ -184,7 +184,8 @@ def account(engine) -> int:
 
 
 def test_outbox_rows_added_wake_the_outbox_senders(engine, listening, account):
-    receipt = (account, None, 1, 1, "33612345678", "ACME", 4, 0, b"id:1", b"", NOW, NOW, NOW + 60)
+    receipt = (account, None, 1, 1, "33612345678", "ACME", 4, 0, b"id:1", b"", NOW, NOW, NOW + 60,
+               None)  # fmt: skip
     with writing(engine) as conn:
         outbox.add(conn, [receipt, receipt])
     assert listening.next() == OUTBOX
