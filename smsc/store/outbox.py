@@ -6,9 +6,10 @@ one that waited longer than the retention ends EXPIRED. At-least-once: rows a no
 go back to PENDING when it starts again, or when another node finds it dead (store.nodes).
 """
 
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from .db import NODE
 from .notify import OUTBOX, notify
@@ -29,9 +30,6 @@ class Item:
     data_coding: int
     body: bytes
     tlvs: bytes
-
-
-_COLUMNS = [outbox.c[name] for name in Item.__slots__]
 
 
 # A new row's values, in this order; it starts PENDING with no attempt.
@@ -56,8 +54,8 @@ def add(conn: Connection, rows: list[tuple]) -> None:
 def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> list[Item]:
     """Up to `limit` due deliver_sm rows of these accounts, oldest first, marked SENDING. Rows
     past their retention are expired on the way."""
-    where = [outbox.c.account_id.in_(account_ids), outbox.c.url.is_(None)]
-    return [Item(*row) for row in _claim(conn, where, now, limit, _COLUMNS)]
+    rows = _claim(conn, "deliver_sm", {"now": now, "limit": limit, "accounts": account_ids})
+    return [Item(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,37 +73,50 @@ class Callback:
     url: str
 
 
-_CALLBACK_COLUMNS = [outbox.c[name] for name in Callback.__slots__]
-
-
 def claim_callbacks(conn: Connection, now: float, limit: int) -> list[Callback]:
     """Up to `limit` due rows that go by URL, oldest first, marked SENDING."""
-    return [
-        Callback(*row)
-        for row in _claim(conn, [outbox.c.url.is_not(None)], now, limit, _CALLBACK_COLUMNS)
-    ]
+    return [Callback(*row) for row in _claim(conn, "callback", {"now": now, "limit": limit})]
 
 
-def _claim(conn: Connection, where: list, now: float, limit: int, columns: list) -> list:
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.state == PENDING, outbox.c.expires_at <= now)
-        .values(state=EXPIRED)
-    )
+# The statements of claiming, built once (building them costs more than running them on the
+# receipts' path): PENDING rows past their retention expire, then due ones are marked SENDING.
+_EXPIRE = (
+    update(outbox)
+    .where(outbox.c.state == PENDING, outbox.c.expires_at <= bindparam("now"))
+    .values(state=EXPIRED)
+)
+_KINDS = {  # which rows, and what a claim returns of them
+    "deliver_sm": (
+        [outbox.c.account_id.in_(bindparam("accounts", expanding=True)), outbox.c.url.is_(None)],
+        [outbox.c[name] for name in Item.__slots__],
+    ),
+    "callback": ([outbox.c.url.is_not(None)], [outbox.c[name] for name in Callback.__slots__]),
+}
+
+
+@functools.cache
+def _claiming(kind: str, postgresql: bool):
+    where, columns = _KINDS[kind]
     due = (
         select(outbox.c.id)
-        .where(outbox.c.state == PENDING, outbox.c.due_at <= now, *where)
+        .where(outbox.c.state == PENDING, outbox.c.due_at <= bindparam("now"), *where)
         .order_by(outbox.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if conn.dialect.name == "postgresql":
+    if postgresql:
         due = due.with_for_update(skip_locked=True)
-    rows = conn.execute(
+    return (
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
-        .values(state=SENDING, attempts=outbox.c.attempts + 1, node_id=conn.info.get(NODE))
+        .values(state=SENDING, attempts=outbox.c.attempts + 1, node_id=bindparam("node"))
         .returning(*columns)
-    ).all()
+    )
+
+
+def _claim(conn: Connection, kind: str, params: dict) -> list:
+    conn.execute(_EXPIRE, params)
+    statement = _claiming(kind, conn.dialect.name == "postgresql")
+    rows = conn.execute(statement, {**params, "node": conn.info.get(NODE)}).all()
     return sorted(rows, key=lambda row: row.id)
 
 

@@ -65,17 +65,7 @@ def claim(
     ids = _fair_share(conn, now, limit, first)
     if not ids:
         return []
-    rows = conn.execute(
-        update(messages)
-        .where(messages.c.id.in_(ids), unindexed(messages.c.state) == State.ACCEPTED)
-        .values(
-            state=State.SENDING,
-            updated_at=now,
-            attempts=messages.c.attempts + 1,
-            node_id=conn.info.get(NODE),
-        )
-        .returning(*_DUE_COLUMNS, messages.c.expires_at)
-    ).all()
+    rows = conn.execute(_CLAIM, {"ids": ids, "now": now, "node": conn.info.get(NODE)}).all()
     expired = [row.id for row in rows if row.expires_at <= now]
     if expired:
         expire(conn, expired, how)
@@ -87,12 +77,15 @@ def claim(
             rows = [row for row in rows if row.id not in stopped]
     if not rows:
         return []
-    # A message sent again starts over: the parts of an earlier, cut attempt are forgotten.
-    conn.execute(message_parts.delete().where(message_parts.c.message_id.in_([r.id for r in rows])))
+    # A message sent again starts over: the parts of an earlier, cut attempt are forgotten
+    # (on its first attempt it has none).
+    again = [row.id for row in rows if row.attempts > 1]
+    if again:
+        conn.execute(message_parts.delete().where(message_parts.c.message_id.in_(again)))
     carriers = ported(conn, list({row.destination for row in rows}))
     order = {message_id: i for i, message_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])
-    return [Due(*row[:-1], carriers.get(row.destination)) for row in rows]
+    return [Due(*row[:-2], carriers.get(row.destination)) for row in rows]
 
 
 # The accounts with messages waiting, found by hopping through the queue index from one
@@ -453,7 +446,7 @@ def _queue_receipts(conn: Connection, settled: list, how: Settle, parts=None) ->
     expires = how.now + how.retention
     rows = []
     for row, state, error in wanted:
-        message = Message(**row._mapping)
+        message = Message(*row)
         body, tlvs = how.receipt(message, state, error, len(parts.get(row.id, ())) or 1, how.now)
         rows.append(
             (row.account_id, row.id, 1, 1, row.destination, row.source, ESM_RECEIPT, 0, body,
@@ -503,6 +496,17 @@ _REJECT = (
     )
 )
 _ROWS = select(messages).where(_ids(messages.c.id))
+_CLAIM = (
+    update(messages)
+    .where(_ids(messages.c.id), unindexed(messages.c.state) == State.ACCEPTED)
+    .values(
+        state=State.SENDING,
+        updated_at=bindparam("now"),
+        attempts=messages.c.attempts + 1,
+        node_id=bindparam("node"),
+    )
+    .returning(*_DUE_COLUMNS, messages.c.expires_at, messages.c.attempts)
+)
 _ASKED = select(messages).where(_ids(messages.c.id), messages.c.registered_delivery.op("&")(3) != 0)
 _ENROUTE = select(messages).where(_ids(messages.c.id), messages.c.state == State.ENROUTE)
 _PARTS = (
