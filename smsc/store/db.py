@@ -42,6 +42,15 @@ def insert_many(cursor, postgresql: bool, table: str, columns: tuple, rows: list
             i += size
 
 
+def insert_rows(conn: Connection, table: str, columns: tuple, rows: list[tuple]) -> None:
+    """`insert_many` on the driver cursor of a SQLAlchemy connection, in its transaction."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        insert_many(cursor, conn.dialect.name == "postgresql", table, columns, rows)
+    finally:
+        cursor.close()
+
+
 @functools.cache
 def _insert(table: str, columns: tuple, n: int, mark: str) -> str:
     row = "(" + ", ".join([mark] * len(columns)) + ")"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from .db import NODE
+from .db import NODE, insert_rows
 from .notify import OUTBOX, notify
 from .schema import outbox
 
@@ -37,17 +37,13 @@ NEW = (
     "account_id", "message_id", "source_ton", "source_npi", "source", "destination",
     "esm_class", "data_coding", "body", "tlvs", "created_at", "due_at", "expires_at", "url",
 )  # fmt: skip
-_ADD = (
-    f"INSERT INTO outbox ({', '.join(NEW)}, state, attempts) "
-    f"VALUES ({', '.join('?' * len(NEW))}, '{PENDING}', 0)"
-)
+_COLUMNS = (*NEW, "state", "attempts")
 
 
 def add(conn: Connection, rows: list[tuple]) -> None:
     """Queue deliver_sm for clients (rows of `NEW` values). Through the driver: a Core
     statement's per-row work costs more than the insert itself."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(_ADD.replace("?", mark), rows)
+    insert_rows(conn, "outbox", _COLUMNS, [(*row, PENDING, 0) for row in rows])
     notify(conn, OUTBOX)
 
 
@@ -121,15 +117,20 @@ def _claim(conn: Connection, kind: str, params: dict) -> list:
 
 
 def done(conn: Connection, ids: list[int]) -> None:
-    conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(state=DONE))
+    conn.execute(_DONE, {"ids": ids})
 
 
 def retry(conn: Connection, ids: list[int], due_at: float) -> None:
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(ids), outbox.c.state == SENDING)
-        .values(state=PENDING, due_at=due_at)
-    )
+    conn.execute(_RETRY, {"ids": ids, "due_at": due_at})
+
+
+_IDS = outbox.c.id.in_(bindparam("ids", expanding=True))
+_DONE = update(outbox).where(_IDS).values(state=DONE)
+_RETRY = (
+    update(outbox)
+    .where(_IDS, outbox.c.state == SENDING)
+    .values(state=PENDING, due_at=bindparam("due_at"))
+)
 
 
 def of_message(conn: Connection, account_id: int, message_id: int) -> list[dict]:
