@@ -224,6 +224,7 @@ def _account_dict(a: accounts.Account) -> dict:
         "refund_expired": a.refund_expired,
         "refund_rejected": a.refund_rejected,
         "networks": a.networks.split(),
+        "reply_url": a.reply_url,
     }
 
 
@@ -241,6 +242,12 @@ def _identity_options(command):
         click.option("--company", metavar="TEXT", help="Its company name (CONTACT answer)."),
         click.option("--contact", metavar="TEXT", help="How to reach it (CONTACT answer)."),
         click.option("--website", metavar="TEXT", help="Its website (CONTACT answer)."),
+        click.option(
+            "--reply-url",
+            metavar="URL",
+            help="Where its subscribers' replies are POSTed as JSON, for a client of the HTTP "
+            'API; "" removes it (replies then wait for an SMPP receiver bind).',
+        ),
         click.option(
             "--mobile-senders/--no-mobile-senders",
             default=None,
@@ -446,7 +453,7 @@ def account_show(ctx: Context, system_id: str, as_json: bool) -> None:
     if not as_json:
         row["senders"] = " ".join(row["senders"]) or "- (any valid sender)"
         row["networks"] = " ".join(row["networks"]) or "- (binds from anywhere)"
-        row.update({k: row[k] or "-" for k in ("company", "contact", "website")})
+        row.update({k: row[k] or "-" for k in ("company", "contact", "website", "reply_url")})
         del row["balance_milli"], row["low_balance_milli"]
         if not account.low_balance:
             row["low_balance"] = "- (no alert)"

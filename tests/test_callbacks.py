@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from smsc.channels.callbacks import CallbackSender, receipt
 from smsc.config import HttpConfig
 from smsc.inbound.receipts import receipt_tlvs
+from smsc.protocol.constants import Tag
 from smsc.protocol.pdu import encode_tlvs
 from smsc.store import outbox, schema
 from smsc.store.db import writing
@@ -57,7 +58,7 @@ class Harness:
                 )  # fmt: skip
             ).inserted_primary_key[0]
 
-    def add(self, url, message_id=41, state=State.DELIVERED, error=0) -> int:
+    def add(self, url, message_id=41, state=State.DELIVERED, error=0, **values) -> int:
         row = dict(
             account_id=self.account, message_id=message_id, source_ton=1, source_npi=1,
             source="33600000001", destination="36000", esm_class=0x04, data_coding=0,
@@ -65,6 +66,7 @@ class Harness:
             state=outbox.PENDING, attempts=0, created_at=NOW, due_at=NOW,
             expires_at=NOW + 3600, url=url,
         )  # fmt: skip
+        row.update(values)
         with writing(self.engine) as conn:
             return conn.execute(insert(schema.outbox).values(**row)).inserted_primary_key[0]
 
@@ -186,3 +188,22 @@ def test_callbacks_are_counted_by_how_and_result(engine):
     assert count("http", "failed")._value.get() == 1
     assert count("mail", "sent")._value.get() == 1
     assert count("http", "sent")._value.get() == 0
+
+
+def test_a_subscribers_reply_is_posted_as_a_reply(engine):
+    h = Harness(engine)
+    h.add("https://shop.example/replies", message_id=None, esm_class=0, data_coding=8,
+          body="Ça marche, merci !".encode("utf-16-be"), tlvs=b"")  # fmt: skip
+    h.add("https://shop.example/replies", message_id=None, esm_class=0, body=b"",
+          tlvs=encode_tlvs({Tag.message_payload: b"A long one " * 30}))  # fmt: skip
+    h.sender.start()
+    h.clock.advance(0)
+    (_, short), (_, long) = h.posts.answer(), h.posts.answer()
+    assert json.loads(short) == {
+        "type": "reply",
+        "from": "33600000001",
+        "to": "36000",
+        "text": "Ça marche, merci !",
+        "received_at": "2026-01-01T00:00:00+00:00",
+    }
+    assert json.loads(long)["text"] == "A long one " * 30

@@ -166,6 +166,15 @@ def test_account_remove(ready):
     assert json.loads(ok(ready("account", "list", "--json"))) == []
 
 
+def test_account_reply_url_set_shown_and_removed(ready):
+    url = "https://acme.example/sms-replies"
+    ok(ready("account", "set", "acme", "--reply-url", url))
+    assert json.loads(ok(ready("account", "show", "acme", "--json")))["reply_url"] == url
+    fails(ready("account", "set", "acme", "--reply-url", "ftp://acme.example/"), "--reply-url")
+    ok(ready("account", "set", "acme", "--reply-url", ""))
+    assert re.search(r"^reply_url +-$", ok(ready("account", "show", "acme")), re.M)
+
+
 def test_account_remove_takes_its_registrations_with_it(ready):
     ok(ready("account", "set", "acme", "--sender", "ACME"))
     ok(ready("account", "token", "add", "acme"))

@@ -281,7 +281,7 @@ def test_several_mails_on_one_connection(switch):
 def callback(state=State.DELIVERED, error=0) -> Callback:
     body = format_text("42", state, NOW - 60, NOW - 30, error, "Your parcel is ready")
     tlvs = encode_tlvs(receipt_tlvs("42", state, error))
-    return Callback(1, 1, 42, N1, tlvs, body, NOW, 0, f"mailto:{SENDER}")
+    return Callback(1, 1, 42, N1, "ACME", 0, tlvs, body, NOW, 0, f"mailto:{SENDER}")
 
 
 @pytest.mark.parametrize(

@@ -241,6 +241,18 @@ def test_other_goes_to_the_owner_through_the_outbox(engine, ids):
     assert automatic(engine) == [] and opted_out(engine) == []
 
 
+def test_an_account_with_a_reply_url_gets_its_replies_posted_there(engine, ids):
+    acme, shop = ids
+    register(engine, SHORT, shop)
+    assert receive(engine, mo(b"Hello?")) == "other"
+    with writing(engine) as conn:
+        accounts.change(conn, "shop", reply_url="https://shop.example/sms-replies")
+    assert receive(engine, mo(b"Still there?")) == "other"
+    before, after = outbox_rows(engine)
+    assert (before.url, before.body) == (None, b"Hello?")  # deliver_sm to its SMPP binds
+    assert (after.url, after.body) == ("https://shop.example/sms-replies", b"Still there?")
+
+
 def test_a_long_reply_travels_in_message_payload(engine, ids):
     acme, _ = ids
     register(engine, SHORT, acme)

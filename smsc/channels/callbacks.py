@@ -1,7 +1,8 @@
 """Receipts for the channels other than SMPP, from the outbox: POSTed as JSON to the callback
-URL a message was given, or mailed (mailto:, through smsc.channels.mail). Each is retried with
-a growing wait until it is taken (a 2xx answer, or the relay accepting the mail) or its outbox
-row expires: at-least-once, like the receipts to SMPP clients."""
+URL a message was given, or mailed (mailto:, through smsc.channels.mail); and subscribers'
+replies POSTed to their account's reply_url. Each is retried with a growing wait until it is
+taken (a 2xx answer, or the relay accepting the mail) or its outbox row expires: at-least-once,
+like what goes to SMPP clients."""
 
 import json
 import random
@@ -23,6 +24,7 @@ from twisted.web.client import (
 from twisted.web.http_headers import Headers
 
 from ..config import HttpConfig
+from ..protocol import text as sms_text
 from ..protocol.constants import MessageState, Tag
 from ..protocol.pdu import PduError, decode_tlvs
 from ..store import outbox
@@ -40,6 +42,25 @@ Mailer = Callable[[str, outbox.Callback], Deferred]
 Post = Callable[[str, bytes], Deferred]
 
 
+def payload(item: outbox.Callback) -> dict[str, Any]:
+    """What is POSTed for an outbox row: a receipt, or a subscriber's reply."""
+    return receipt(item) if item.message_id is not None else reply(item)
+
+
+def reply(item: outbox.Callback) -> dict[str, Any]:
+    """A subscriber's reply: who wrote, to which of the account's addresses, what, and when
+    (the text is null when its coding is binary)."""
+    tlvs = decode_tlvs(item.tlvs) if item.tlvs else {}
+    raw = item.body or (tlvs.get(Tag.message_payload, b"") if type(tlvs) is dict else b"")
+    return {
+        "type": "reply",
+        "from": item.source,
+        "to": item.destination,
+        "text": sms_text.decode(item.data_coding, raw),
+        "received_at": _iso(item.created_at),
+    }
+
+
 def receipt(item: outbox.Callback) -> dict[str, Any]:
     """What a receipt says, for a machine: our message id, the subscriber's number, the
     final state (an SMPP message_state name), the error code (0: none) and when."""
@@ -53,8 +74,12 @@ def receipt(item: outbox.Callback) -> dict[str, Any]:
         "to": item.source,
         "status": MessageState(state).name,
         "error": int.from_bytes(error[1:3]) if len(error) == 3 else 0,
-        "done_at": datetime.fromtimestamp(item.created_at, UTC).isoformat(timespec="seconds"),
+        "done_at": _iso(item.created_at),
     }
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 class CallbackSender:
@@ -117,7 +142,7 @@ class CallbackSender:
             if self.mailer is None:
                 return fail(RuntimeError("no [smtp] section: receipts cannot be mailed"))
             return self.mailer(item.url.removeprefix("mailto:"), item)
-        return self._post(item.url, json.dumps(receipt(item)).encode())
+        return self._post(item.url, json.dumps(payload(item)).encode())
 
     def _taken(self, _, item: outbox.Callback) -> None:
         self._outstanding -= 1

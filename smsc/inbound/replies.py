@@ -165,7 +165,8 @@ def _forward(
     how: Handling,
 ) -> None:
     """An ordinary reply, for the account's client: a deliver_sm waiting in the outbox for
-    its receiver bind. A long one travels whole in message_payload."""
+    its receiver bind (a long one travels whole in message_payload), or a POST to its
+    reply_url (smsc.channels.callbacks)."""
     body, tlvs = payload, b""
     if len(payload) > 254:
         body, tlvs = b"", encode_tlvs({Tag.message_payload: payload})
@@ -173,6 +174,6 @@ def _forward(
         conn,
         [
             (account.id, None, mo.source_ton, 1, mo.source, mo.destination, 0, data_coding,
-             body, tlvs, how.now, how.now, how.now + how.retention, None)
+             body, tlvs, how.now, how.now, how.now + how.retention, account.reply_url or None)
         ],
     )  # fmt: skip

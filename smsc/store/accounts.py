@@ -38,6 +38,11 @@ _SETTABLE = {
     "refund_expired": lambda v: True,
     "refund_rejected": lambda v: True,
     "networks": lambda v: len(v) <= 2000 or "--allow-network: too many networks",
+    "reply_url": lambda v: (
+        v == ""
+        or (v.startswith(("http://", "https://")) and len(v) <= 500 and v.isprintable())
+        or '--reply-url: an http:// or https:// URL of at most 500 characters ("" removes it)'
+    ),
 }
 STOP_MENTIONS = ("append", "refuse")
 
@@ -72,6 +77,7 @@ class Account:
     refund_expired: bool = True
     refund_rejected: bool = True
     networks: str = ""  # CIDRs it may bind from, separated by spaces; empty: anywhere
+    reply_url: str = ""  # subscribers' replies POSTed there; empty: to its SMPP binds
     senders: frozenset[str] = frozenset()  # empty: any valid sender (see the README)
 
 

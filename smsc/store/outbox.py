@@ -56,14 +56,17 @@ def claim(conn: Connection, account_ids: list[int], now: float, limit: int) -> l
 
 @dataclass(frozen=True, slots=True)
 class Callback:
-    """A receipt for a channel other than SMPP: to POST to `url`, or to mail (mailto:)."""
+    """A receipt (or a subscriber's reply: no message_id) for a channel other than SMPP: to
+    POST to `url`, or to mail (mailto:)."""
 
     id: int
     account_id: int
-    message_id: int
+    message_id: int | None
     source: str  # the subscriber's number
-    tlvs: bytes  # receipted_message_id, message_state, network_error_code
-    body: bytes  # the receipt's appendix B text
+    destination: str  # the sender the message went from; the address a reply went to
+    data_coding: int
+    tlvs: bytes  # a receipt's receipted_message_id, message_state, network_error_code
+    body: bytes  # the receipt's appendix B text; the reply's text
     created_at: float
     attempts: int
     url: str

@@ -60,6 +60,9 @@ accounts = Table(
     Column("refund_rejected", Boolean, nullable=False, server_default="1"),
     # The networks it may bind from, CIDRs separated by spaces; empty: anywhere.
     Column("networks", String(2000), nullable=False, server_default=text("''")),
+    # Where its subscribers' replies are POSTed as JSON (its HTTP clients); empty: deliver_sm
+    # to its SMPP receiver binds.
+    Column("reply_url", String(500), nullable=False, server_default=text("''")),
 )
 
 # The addresses an account sends from; a shared short code has a row per account.

@@ -57,9 +57,9 @@ def callbacks():
 
 @pytest.fixture(scope="module")
 def server(smsc_factory, free_ports, smsc_account):
-    (port,) = free_ports(1)
+    port, control_port = free_ports(2)
     carrier = {"name": "alpha", "port": port, "prefixes": ["33600"], "simulate": True,
-               "simulator": {"dlr_delay": 0.1}}  # fmt: skip
+               "simulator": {"dlr_delay": 0.1, "control_port": control_port}}  # fmt: skip
     accounts = [smsc_account("acme", "acmepw"), smsc_account("slow", "slowpw", tps=1)]
     # No lockouts here (tests/test_api.py has them): schemathesis sends wrong credentials on
     # purpose, and a locked-out acme would leave it only 401s to check.
@@ -68,6 +68,7 @@ def server(smsc_factory, free_ports, smsc_account):
     switch = smsc_factory(config=config, accounts=accounts)
     host, http_port = switch.listening("HTTP")
     switch.api = f"http://{host}:{http_port}/api/v1"
+    switch.control_port = control_port
     return switch
 
 
@@ -107,6 +108,25 @@ def test_a_message_with_a_callback_gets_its_receipt(server, callbacks):
     assert code == 200
     assert (shown["state"], shown["callback_url"]) == ("DELIVERED", url)
     assert shown["receipt"]["state"] == "DELIVERED"
+
+
+def test_a_subscribers_reply_is_posted_to_the_accounts_reply_url(server, callbacks):
+    url = f"http://127.0.0.1:{callbacks.server_address[1]}/replies"
+    server.cli("account", "set", "acme", "--sender", "36180", "--reply-url", url)
+    try:
+        body = {"from": N2, "to": "36180", "text": "Oui, à demain"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.control_port}/mo", data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"}, method="POST",
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 202
+        (reply,) = eventually(
+            lambda: [r for r in callbacks.received if r.get("type") == "reply"], "the reply"
+        )
+        assert (reply["from"], reply["to"], reply["text"]) == (N2, "36180", "Oui, à demain")
+    finally:  # acme sends from any sender again, for the tests after this one
+        server.cli("account", "set", "acme", "--remove-sender", "36180", "--reply-url", "")
 
 
 def test_a_scheduled_message_is_cancelled(server):
