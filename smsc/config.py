@@ -2,6 +2,7 @@
 the start with one line naming the key."""
 
 import dataclasses
+import ipaddress
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -258,11 +259,18 @@ class HttpConfig:
     public_url: str = ""
     callback_timeout: float = 10.0  # seconds a receipt callback may take before a retry
     callback_retry_max: float = 3600.0  # seconds: the longest wait between two tries
+    # Callbacks reach public addresses only, and these networks besides (CIDRs).
+    callback_networks: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         _between(self, 0, 65535, "port")
         if self.callback_timeout <= 0 or self.callback_retry_max <= 0:
             raise ValueError("callback_timeout, callback_retry_max: must be more than 0 seconds")
+        for cidr in self.callback_networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"callback_networks: {cidr!r} is not a network") from None
 
 
 @dataclass

@@ -100,6 +100,9 @@ def test_accounts(tmp_path):
     ("text", "message"),
     [
         ("colour = 1\n", "colour: unknown key"),
+        ("[http]\ncallback_networks = ['10.0.0.0/33']\n", "http.callback_networks: '10.0.0.0/33'"),
+        ("[smtp]\ndomain = 'a@b'\n", "smtp.domain: a domain name"),
+        ("[smtp]\nrelay_port = 70000\n", "smtp.relay_port"),
         ("[carrier]\nname = 'x'\n", "carrier: unknown key"),
         ("[smpp]\nprot = 2775\n", "smpp.prot: unknown key"),
         ("[store]\nurl = 'x'\npool = 3\n", "store.pool: unknown key"),

@@ -30,6 +30,7 @@ from ..protocol.pdu import PduError, decode_tlvs
 from ..store import outbox
 from ..store.faults import Quiet
 from ..wakeup import Wakeup
+from . import destinations
 
 _log = Logger()
 _IDLE = 1.0  # seconds between looks at the outbox while nothing is due
@@ -97,7 +98,7 @@ class CallbackSender:
         self.config = config
         self.mailer = mailer
         self.metrics = metrics  # smsc.metrics.Metrics: smsc_receipt_callbacks_total
-        self._post = post or poster(clock, config.callback_timeout)
+        self._post = post or poster(clock, config.callback_timeout, config.callback_networks)
         self.wake = Wakeup(clock, self._claim)
         self._claiming = False
         self._outstanding = 0
@@ -200,11 +201,14 @@ class _QuietFactory(_HTTP11ClientFactory):
     noisy = False
 
 
-def poster(clock, timeout: float) -> Post:
-    """POSTs JSON with Twisted's HTTP client (connections kept for the next receipt)."""
-    pool = HTTPConnectionPool(clock)
+def poster(clock, timeout: float, networks: list[str] = (), pool=None) -> Post:
+    """POSTs JSON with Twisted's HTTP client (connections kept for the next receipt, unless
+    `pool` says otherwise), to public addresses only, or to `networks`
+    (smsc.channels.destinations)."""
+    pool = pool or HTTPConnectionPool(clock)
     pool._factory = _QuietFactory  # no public switch for its two log lines a connection
-    agent = Agent(clock, connectTimeout=timeout, pool=pool)
+    endpoints = destinations.PublicOnly(clock, destinations.networks(networks), timeout)
+    agent = Agent.usingEndpointFactory(clock, endpoints, pool=pool)
     headers = Headers({b"Content-Type": [b"application/json"], b"User-Agent": [b"smsc"]})
 
     def post(url: str, body: bytes) -> Deferred:

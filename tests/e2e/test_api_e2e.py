@@ -64,7 +64,10 @@ def server(smsc_factory, free_ports, smsc_account):
     # No lockouts here (tests/test_api.py has them): schemathesis sends wrong credentials on
     # purpose, and a locked-out acme would leave it only 401s to check.
     limits = {"bind_failures_per_id": 0, "bind_failures_per_address": 0}
-    config = {"carriers": [carrier], "http": {"port": 0}, "limits": limits}
+    # The callbacks go to this test's server on loopback: a network callbacks may not reach
+    # unless allowed.
+    http = {"port": 0, "callback_networks": ["127.0.0.0/8"]}
+    config = {"carriers": [carrier], "http": http, "limits": limits}
     switch = smsc_factory(config=config, accounts=accounts)
     host, http_port = switch.listening("HTTP")
     switch.api = f"http://{host}:{http_port}/api/v1"
