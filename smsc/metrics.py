@@ -174,6 +174,20 @@ class Metrics:
         for how in ("http", "mail"):
             for result in ("sent", "failed"):
                 self.callbacks.labels(how, result)
+        self.http_requests = Counter(
+            "smsc_http_api_requests",
+            "HTTP API requests, by operation (send, show, cancel, listing, openapi; unknown: "
+            "no such path) and HTTP status code",
+            ["operation", "code"],
+            registry=r,
+        )
+        self.mails = Counter(
+            "smsc_smtp_mails",
+            "Mails to SMS, by the SMTP code that answered their end of data (250 accepted, "
+            "451 later, 552 too large, 554 refused)",
+            ["code"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "smsc_carrier_reconnects", "Carrier links bound again", ["carrier"], registry=r
         )

@@ -26,6 +26,7 @@ from twisted.web.server import Site
 from smsc.accept import Acceptor
 from smsc.channels import Context, api
 from smsc.config import Config, HttpConfig, LimitsConfig, SmppConfig
+from smsc.metrics import Metrics
 from smsc.server import SmppServer
 from smsc.store import accounts, tokens
 from smsc.store.db import writing
@@ -96,7 +97,8 @@ class ApiTest(unittest.TestCase):
         limits = LimitsConfig(bind_failures_per_id=3, lockout=60.0)
         self.server = SmppServer(SmppConfig(), self.store, self.acceptor, reactor, None, limits)
         config = Config(http=HttpConfig(public_url="https://sms.example.com/"))
-        ctx = Context(self.store, self.acceptor, self.server, reactor, config)
+        self.metrics = Metrics()
+        ctx = Context(self.store, self.acceptor, self.server, reactor, config, self.metrics)
         v1 = Resource()
         v1.putChild(b"v1", api.resource(ctx))
         root = Resource()
@@ -399,6 +401,15 @@ class ApiTest(unittest.TestCase):
         put = await self.request("PUT", "/messages", {})
         assert (put.code, put.body["error"]) == (405, "method_not_allowed")
         assert put.headers["Allow"] == "GET, POST"
+
+    async def test_requests_are_counted_by_operation_and_code(self):
+        await self.send(to=NUMBER, text="hi")
+        await self.request("GET", "/messages/999999")
+        await self.request("GET", "/nothing")
+        count = self.metrics.http_requests.labels
+        assert count("send", "201")._value.get() == 1
+        assert count("show", "404")._value.get() == 1
+        assert count("unknown", "404")._value.get() == 1
 
     async def test_the_openapi_document_is_public(self):
         answer = await self.request("GET", "/openapi.json", auth=None)

@@ -21,6 +21,7 @@ from smsc.channels import Context, mail, reason
 from smsc.cli import main
 from smsc.config import SmtpConfig
 from smsc.inbound.receipts import format_text, receipt_tlvs
+from smsc.metrics import Metrics
 from smsc.protocol import text as sms_text
 from smsc.protocol.constants import Status
 from smsc.protocol.pdu import encode_tlvs
@@ -175,6 +176,15 @@ def test_recipients_checked(switch):
         assert answer.startswith("550 5.1.1") and "not a phone number that smsc can reach" in answer
     for good in ('"+33 6 00 00 00 01"', "06.00.00.00.02", "+33-6-00-00-00-03", "33600000004"):
         assert client.say(f"RCPT TO:<{good}@SMS.example.com>").startswith("250"), good
+
+
+def test_mails_are_counted_by_the_code_that_answered_them(switch):
+    switch.ctx.metrics = metrics = Metrics()
+    client = Client(switch.factory)
+    assert client.send([f"{N1}@sms.example.com"], "Hello").startswith("250")
+    assert client.send([f"{N1}@sms.example.com"], "-- \nonly a signature").startswith("554")
+    assert metrics.mails.labels("250")._value.get() == 1
+    assert metrics.mails.labels("554")._value.get() == 1
 
 
 def test_accepted_with_ids(switch):

@@ -123,8 +123,10 @@ class Api(Resource):
     async def _answer(self, request) -> None:
         gone = []
         request.notifyFinish().addErrback(gone.append)  # the client left: nothing to write
+        operation = "unknown"
         try:
             handler, public = self._route(request)
+            operation = getattr(handler, "func", handler).__name__
             account = None
             if not public:
                 account = await authenticate_request(self.ctx, request)
@@ -139,6 +141,8 @@ class Api(Resource):
         except Exception:
             _log.failure("HTTP API request failed")
             answer = Answer(500, {"error": "internal", "detail": "the switch failed: try again"})
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.http_requests.labels(operation, str(answer.code)).inc()
         if not gone:
             _write(request, answer)
 

@@ -83,12 +83,14 @@ class MailToSms(SMTPFactory):
         protocol = super().buildProtocol(addr)
         protocol.delivery = Delivery(self.ctx, self.mailer)
         protocol.max_size = self.ctx.config.smtp.max_size
+        protocol.metrics = self.ctx.metrics
         return protocol
 
 
 class _Smtp(ESMTP):
     noisy = False  # else Twisted logs each mail's recipients: the numbers
     max_size = 0
+    metrics = None  # smsc.metrics.Metrics: smsc_smtp_mails_total
 
     def extensions(self):
         found = super().extensions()
@@ -102,12 +104,15 @@ class _Smtp(ESMTP):
         answers 550 to any failure; ours says 451, 552 or 554 and why."""
         ok, result = results[0]
         if ok:
-            self.sendCode(250, result.encode())
+            code, text = 250, result
         elif result.check(SMTPServerError):
-            self.sendCode(result.value.code, result.value.resp.encode())
+            code, text = result.value.code, result.value.resp
         else:
             _log.failure("email to SMS failed", result)
-            self.sendCode(451, b"4.3.0 local error: try again later")
+            code, text = 451, "4.3.0 local error: try again later"
+        if self.metrics is not None:
+            self.metrics.mails.labels(str(code)).inc()
+        self.sendCode(code, text.encode())
 
 
 @implementer(IMessageDelivery)
