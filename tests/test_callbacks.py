@@ -5,6 +5,7 @@ import json
 
 from sqlalchemy import insert, select
 from stores import SyncStore
+from test_queue import add_account
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
@@ -47,16 +48,7 @@ class Harness:
         config = HttpConfig(callback_retry_max=60.0)
         self.sender = CallbackSender(self.store, self.clock, config, self.mails, self.posts)
         with writing(engine) as conn:
-            self.account = conn.execute(
-                insert(schema.accounts).values(
-                    system_id="acme",
-                    password_hash="-",
-                    max_binds=1,
-                    tps=0,
-                    enabled=True,
-                    created_at=NOW,
-                )  # fmt: skip
-            ).inserted_primary_key[0]
+            self.account = add_account(conn)
 
     def add(self, url, message_id=41, state=State.DELIVERED, error=0, **values) -> int:
         row = dict(

@@ -104,7 +104,7 @@ class CallbackSender:
         self._outstanding = 0
         self._done: list[int] = []
         self._retry: dict[float, list[int]] = {}  # due again at -> outbox ids
-        self._flushing = None
+        self._flush_soon = Wakeup(clock, self._flush)  # what was answered, written down
         self._claims = Quiet("claiming receipt callbacks", _log)
         self._writes = Quiet("recording receipt callbacks", _log)
 
@@ -172,12 +172,7 @@ class CallbackSender:
             how = "mail" if item.url.startswith("mailto:") else "http"
             self.metrics.callbacks.labels(how, result).inc()
 
-    def _flush_soon(self) -> None:
-        if self._flushing is None or not self._flushing.active():
-            self._flushing = self.clock.callLater(0, self._flush)
-
     def _flush(self) -> None:
-        self._flushing = None
         done, self._done = self._done, []
         retry, self._retry = self._retry, {}
         if done:
