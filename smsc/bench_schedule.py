@@ -141,17 +141,10 @@ def _measure(opts: Options, switch, url: str, controls: list[int], due_in: float
 def _time_claim(url: str, due: float) -> tuple[float, str | None]:
     """The median time of the claim's query at the due time, read-only (it only selects), and
     SQLite's plan of its per-account select (None on other databases)."""
-    from sqlalchemy import event
-
     from .store import db, queue
 
     limit = QueueConfig().claim_batch
     engine = db.make_engine(url)
-    seen: list[tuple[str, tuple]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
-
     try:
         with engine.connect() as conn:
             times = []
@@ -164,15 +157,13 @@ def _time_claim(url: str, due: float) -> tuple[float, str | None]:
                 raise BenchError("the claim query found no message due")
             if engine.dialect.name != "sqlite":
                 return round(statistics.median(times) * 1000, 2), None
-            event.listen(engine, "before_cursor_execute", record)
-            queue._fair_share(conn, due + 1, limit)
-            event.remove(engine, "before_cursor_execute", record)
-            statement, parameters = next((s, p) for s, p in seen if "LIMIT" in s)
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            [account] = queue._queued_accounts(conn)
+            asked = {"account": account, "now": due + 1, "take": limit, "skip": 0}
+            plan = queue._DUE.plan(conn, asked)
             conn.rollback()
     finally:
         engine.dispose()
-    return round(statistics.median(times) * 1000, 2), "; ".join(row[-1] for row in plan)
+    return round(statistics.median(times) * 1000, 2), plan
 
 
 def _watch(controls: list[int], due: float, end: float, accepted: int) -> dict:

@@ -6,13 +6,13 @@ one that waited longer than the retention ends EXPIRED. At-least-once: rows a no
 go back to PENDING when it starts again, or when another node finds it dead (store.nodes).
 """
 
-import functools
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from .db import NODE, insert_rows
 from .notify import OUTBOX, notify
+from .prepared import Prepared
 from .schema import outbox
 
 PENDING, SENDING, DONE, EXPIRED = "PENDING", "SENDING", "DONE", "EXPIRED"
@@ -79,7 +79,7 @@ def claim_callbacks(conn: Connection, now: float, limit: int) -> list[Callback]:
 
 # The statements of claiming, built once (building them costs more than running them on the
 # receipts' path): PENDING rows past their retention expire, then due ones are marked SENDING.
-_EXPIRE = (
+_EXPIRE = Prepared(
     update(outbox)
     .where(outbox.c.state == PENDING, outbox.c.expires_at <= bindparam("now"))
     .values(state=EXPIRED)
@@ -93,18 +93,16 @@ _KINDS = {  # which rows, and what a claim returns of them
 }
 
 
-@functools.cache
-def _claiming(kind: str, postgresql: bool):
-    where, columns = _KINDS[kind]
+def _claiming(where: list, columns: list) -> Prepared:
+    # (PostgreSQL: skipping the rows another node is claiming; SQLite has one writer.)
     due = (
         select(outbox.c.id)
         .where(outbox.c.state == PENDING, outbox.c.due_at <= bindparam("now"), *where)
         .order_by(outbox.c.id)
         .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
     )
-    if postgresql:
-        due = due.with_for_update(skip_locked=True)
-    return (
+    return Prepared(
         update(outbox)
         .where(outbox.c.id.in_(due.scalar_subquery()))
         .values(state=SENDING, attempts=outbox.c.attempts + 1, node_id=bindparam("node"))
@@ -112,24 +110,26 @@ def _claiming(kind: str, postgresql: bool):
     )
 
 
+_CLAIMING = {kind: _claiming(where, columns) for kind, (where, columns) in _KINDS.items()}
+
+
 def _claim(conn: Connection, kind: str, params: dict) -> list:
-    conn.execute(_EXPIRE, params)
-    statement = _claiming(kind, conn.dialect.name == "postgresql")
-    rows = conn.execute(statement, {**params, "node": conn.info.get(NODE)}).all()
+    _EXPIRE(conn, params)
+    rows = _CLAIMING[kind](conn, {**params, "node": conn.info.get(NODE)})
     return sorted(rows, key=lambda row: row.id)
 
 
 def done(conn: Connection, ids: list[int]) -> None:
-    conn.execute(_DONE, {"ids": ids})
+    _DONE(conn, {"ids": ids})
 
 
 def retry(conn: Connection, ids: list[int], due_at: float) -> None:
-    conn.execute(_RETRY, {"ids": ids, "due_at": due_at})
+    _RETRY(conn, {"ids": ids, "due_at": due_at})
 
 
 _IDS = outbox.c.id.in_(bindparam("ids", expanding=True))
-_DONE = update(outbox).where(_IDS).values(state=DONE)
-_RETRY = (
+_DONE = Prepared(update(outbox).where(_IDS).values(state=DONE))
+_RETRY = Prepared(
     update(outbox)
     .where(_IDS, outbox.c.state == SENDING)
     .values(state=PENDING, due_at=bindparam("due_at"))

@@ -12,6 +12,7 @@ from ..protocol.constants import ESM_RECEIPT, Status
 from . import credit, optouts, outbox
 from .db import NODE, chunks, insert_rows
 from .messages import FINAL, ORIGIN_CLIENT, Message, State, unindexed
+from .prepared import Prepared
 from .schema import message_parts, messages
 
 # How bad a final state is, to settle a message whose parts ended differently.
@@ -65,7 +66,7 @@ def claim(
     ids = _fair_share(conn, now, limit, first)
     if not ids:
         return []
-    rows = conn.execute(_CLAIM, {"ids": ids, "now": now, "node": conn.info.get(NODE)}).all()
+    rows = _CLAIM(conn, {"ids": ids, "now": now, "node": conn.info.get(NODE)})
     expired = [row.id for row in rows if row.expires_at <= now]
     if expired:
         expire(conn, expired, how)
@@ -81,7 +82,7 @@ def claim(
     # (on its first attempt it has none).
     again = [row.id for row in rows if row.attempts > 1]
     if again:
-        conn.execute(message_parts.delete().where(message_parts.c.message_id.in_(again)))
+        _FORGET_PARTS(conn, {"ids": again})
     carriers = ported(conn, list({row.destination for row in rows}))
     order = {message_id: i for i, message_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])
@@ -90,8 +91,9 @@ def claim(
 
 # The accounts with messages waiting, found by hopping through the queue index from one
 # account to the next (a loose index scan: a few lookups an account, however many messages).
-_QUEUED_ACCOUNTS = text(
-    """
+_QUEUED_ACCOUNTS = Prepared(
+    text(
+        """
     WITH RECURSIVE queued(account_id) AS (
         SELECT MIN(account_id) FROM messages WHERE state = :state
         UNION ALL
@@ -101,7 +103,12 @@ _QUEUED_ACCOUNTS = text(
     )
     SELECT account_id FROM queued WHERE account_id IS NOT NULL
     """
+    )
 )
+
+
+def _queued_accounts(conn: Connection) -> list[int]:
+    return [account for (account,) in _QUEUED_ACCOUNTS(conn, {"state": State.ACCEPTED})]
 
 
 def _fair_share(conn: Connection, now: float, limit: int, first: int = 0) -> list[int]:
@@ -109,7 +116,7 @@ def _fair_share(conn: Connection, now: float, limit: int, first: int = 0) -> lis
     and what one leaves of its share goes to the others (a few rounds), interleaved. The
     accounts are served from the first whose id is `first` or more, round the end to the
     others."""
-    accounts = conn.execute(_QUEUED_ACCOUNTS, {"state": State.ACCEPTED}).scalars().all()
+    accounts = _queued_accounts(conn)
     turn = next((i for i, a in enumerate(accounts) if a >= first), 0)
     accounts = accounts[turn:] + accounts[:turn]
     picked: dict[int, list[int]] = {a: [] for a in accounts}
@@ -122,20 +129,8 @@ def _fair_share(conn: Connection, now: float, limit: int, first: int = 0) -> lis
             take = min(share, room)
             if take <= 0:
                 break
-            due = (
-                select(messages.c.id)
-                .where(
-                    messages.c.state == State.ACCEPTED,
-                    messages.c.account_id == account,
-                    messages.c.due_at <= now,
-                )
-                .order_by(messages.c.due_at, messages.c.id)
-                .limit(take)
-                .offset(len(picked[account]))
-            )
-            if conn.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            got = conn.execute(due).scalars().all()
+            asked = {"account": account, "now": now, "take": take, "skip": len(picked[account])}
+            got = [message_id for (message_id,) in _DUE(conn, asked)]
             picked[account] += got
             room -= len(got)
             if len(got) == take:
@@ -153,7 +148,7 @@ def expire(conn: Connection, ids: list[int], how: "Settle") -> None:
         .values(state=State.EXPIRED, updated_at=how.now)
     )
     credit.refund(conn, ids, credit.EXPIRED, how.now)
-    asked = conn.execute(_ASKED, {"ids": ids}).all()
+    asked = _ASKED(conn, {"ids": ids})
     _queue_receipts(conn, [(row, State.EXPIRED, 0) for row in asked], how)
 
 
@@ -180,7 +175,7 @@ def refuse(conn: Connection, ids, status: int, how: "Settle") -> None:
             .values(state=State.REJECTED, error=status, updated_at=how.now)
         )
     credit.refund(conn, ids, credit.REFUSED, how.now)
-    rows = [row for chunk in chunks(ids) for row in conn.execute(_ROWS, {"ids": chunk})]
+    rows = _ROWS(conn, {"ids": ids})
     _queue_receipts(conn, [(row, State.REJECTED, status) for row in rows], how)
 
 
@@ -190,7 +185,7 @@ def expire_due(conn: Connection, now: float, limit: int, how: "Settle") -> int:
     their expiry in time. A waiting message is due by its expiry at the latest (accept,
     replace and put_back keep due_at <= expires_at), so the due part of the queue index is
     enough to find them. Returns how many expired."""
-    accounts = conn.execute(_QUEUED_ACCOUNTS, {"state": State.ACCEPTED}).scalars().all()
+    accounts = _queued_accounts(conn)
     ids: list[int] = []
     for account in accounts:
         if len(ids) >= limit:
@@ -262,11 +257,8 @@ def record_taken(
     without the parts its receipts will be matched against. Only the parts of messages this
     node still holds: another that took them over records its own."""
     if parts:
-        held = set()
-        for chunk in chunks(list({p[0] for p in parts})):
-            held.update(
-                conn.execute(_SENDING, {"ids": chunk, "node": conn.info.get(NODE)}).scalars()
-            )
+        asked = {"ids": list({p[0] for p in parts}), "node": conn.info.get(NODE)}
+        held = {message_id for (message_id,) in _SENDING(conn, asked)}
         record_parts(conn, [p for p in parts if p[0] in held], how.now)
     mark_sent(conn, sent, how)
 
@@ -276,15 +268,12 @@ def mark_sent(conn: Connection, sent: list[tuple[int, str]], how: Settle) -> Non
     (ENROUTE); one whose receipts all came already is settled at once."""
     if not sent:
         return
+    node = conn.info.get(NODE)
     for carrier, ids in _grouped(sent).items():
-        for chunk in chunks(ids):
-            conn.execute(
-                _MARK_SENT,
-                {"ids": chunk, "to": carrier, "now": how.now, "node": conn.info.get(NODE)},
-            )
+        _MARK_SENT(conn, {"ids": ids, "to": carrier, "now": how.now, "node": node})
     # Receipts may have come for some parts already (a fast carrier): settle those messages.
-    early = conn.execute(_EARLY, {"ids": [m for m, _ in sent]}).scalars().all()
-    _settle(conn, early, how)
+    early = _EARLY(conn, {"ids": [m for m, _ in sent]})
+    _settle(conn, [message_id for (message_id,) in early], how)
 
 
 def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> None:
@@ -292,16 +281,15 @@ def fail(conn: Connection, failed: list[tuple[int, str, int]], how: Settle) -> N
     if not failed:
         return
     asked = {"ids": [m for m, _, _ in failed], "node": conn.info.get(NODE)}
-    sending = set(conn.execute(_SENDING, asked).scalars())
+    sending = {message_id for (message_id,) in _SENDING(conn, asked)}
     failed = [f for f in failed if f[0] in sending]
     if not failed:
         return
-    conn.execute(
-        _REJECT,
-        [{"mid": m, "to": c, "err": status, "now": how.now} for m, c, status in failed],
+    _REJECT.many(
+        conn, [{"mid": m, "to": c, "err": status, "now": how.now} for m, c, status in failed]
     )
     credit.refund(conn, [m for m, _, _ in failed], credit.REJECTED, how.now)
-    rows = {row.id: row for row in conn.execute(_ROWS, {"ids": list(sending)})}
+    rows = {row.id: row for row in _ROWS(conn, {"ids": list(sending)})}
     _queue_receipts(conn, [(rows[m], State.REJECTED, status) for m, _, status in failed], how)
 
 
@@ -342,10 +330,9 @@ def record_receipts(
         last = {key: state for state, key in changes}
         by_state_seq = _grouped(((m, (state, n)) for (m, n), state in last.items()))
         for (state, n), ids in by_state_seq.items():
-            for chunk in chunks(ids):
-                conn.execute(statement, {"ids": chunk, "n": n, "st": state, "now": how.now})
+            statement(conn, {"ids": ids, "n": n, "st": state, "now": how.now})
     if errors:
-        conn.execute(_ERROR, errors)
+        _ERROR.many(conn, errors)
     _settle(conn, done, how)
     return matched
 
@@ -357,9 +344,8 @@ def _sent_parts(conn: Connection, receipts) -> dict[tuple[str, str], list]:
         wanted.setdefault(carrier, set()).update(candidates)
     found: dict[tuple[str, str], list] = {}
     for carrier, ids in wanted.items():
-        for chunk in chunks(list(ids)):
-            for row in conn.execute(_PARTS, {"carrier": carrier, "ids": chunk}):
-                found.setdefault((carrier, row.carrier_id), []).append(row)
+        for row in _PARTS(conn, {"carrier": carrier, "ids": list(ids)}):
+            found.setdefault((carrier, row.carrier_id), []).append(row)
     return found
 
 
@@ -400,17 +386,14 @@ def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
     if not ids:
         return
     ids = list(dict.fromkeys(ids))
-    rows = []
-    for chunk in chunks(ids):
-        rows += conn.execute(_ENROUTE, {"ids": chunk}).all()
+    rows = _ENROUTE(conn, {"ids": ids})
     if not rows:
         return
     order = {message_id: i for i, message_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])  # the clients' receipts in the carriers' order
     states: dict[int, list[int]] = {}
-    for chunk in chunks([row.id for row in rows]):
-        for message_id, state in conn.execute(_PART_STATES, {"ids": chunk}):
-            states.setdefault(message_id, []).append(state)
+    for message_id, state in _PART_STATES(conn, {"ids": [row.id for row in rows]}):
+        states.setdefault(message_id, []).append(state)
     settled = []
     for row in rows:
         parts = states.get(row.id)
@@ -419,8 +402,7 @@ def _settle(conn: Connection, ids: list[int], how: Settle) -> None:
     if not settled:
         return
     for state, ids in _grouped([(row.id, state) for row, state in settled]).items():
-        for chunk in chunks(ids):
-            conn.execute(_SETTLE, {"ids": chunk, "st": state, "now": how.now})
+        _SETTLE(conn, {"ids": ids, "st": state, "now": how.now})
         if state == State.REJECTED:  # the carrier's receipt says it refused it
             credit.refund(conn, ids, credit.REJECTED, how.now)
     _queue_receipts(conn, [(row, state, row.error or 0) for row, state in settled], how, states)
@@ -439,9 +421,8 @@ def _queue_receipts(conn: Connection, settled: list, how: Settle, parts=None) ->
     if not wanted:
         return
     if parts is None:
-        parts = {}
-        for chunk in chunks([row.id for row, _, _ in wanted]):
-            parts.update({m: [None] * n for m, n in conn.execute(_PART_COUNTS, {"ids": chunk})})
+        counts = _PART_COUNTS(conn, {"ids": [row.id for row, _, _ in wanted]})
+        parts = {m: [None] * n for m, n in counts}
     expires = how.now + how.retention
     rows = []
     for row, state, error in wanted:
@@ -466,25 +447,24 @@ def _ids(column):
     return column.in_(bindparam("ids", expanding=True))
 
 
-# The statements of settling, built once: building Core statements costs more than running
-# them on a batch of receipts.
+# The queue's statements, compiled once and run on the driver (smsc.store.prepared).
 # A node writes down only what it still holds: a node taken for dead (no heartbeat for a
 # lease) finds its claims given to another, and leaves them to it.
 _CLAIMED = messages.c.node_id.is_not_distinct_from(bindparam("node"))
-_MARK_SENT = (
+_MARK_SENT = Prepared(
     update(messages)
     .where(_ids(messages.c.id), messages.c.state == State.SENDING, _CLAIMED)
     .values(state=State.ENROUTE, carrier=bindparam("to"), updated_at=bindparam("now"))
 )
-_EARLY = (
+_EARLY = Prepared(
     select(message_parts.c.message_id)
     .where(_ids(message_parts.c.message_id), message_parts.c.state.in_(FINAL))
     .distinct()
 )
-_SENDING = select(messages.c.id).where(
-    _ids(messages.c.id), messages.c.state == State.SENDING, _CLAIMED
+_SENDING = Prepared(
+    select(messages.c.id).where(_ids(messages.c.id), messages.c.state == State.SENDING, _CLAIMED)
 )
-_REJECT = (
+_REJECT = Prepared(
     update(messages)
     .where(messages.c.id == bindparam("mid"), messages.c.state == State.SENDING)
     .values(
@@ -494,8 +474,22 @@ _REJECT = (
         updated_at=bindparam("now"),
     )
 )
-_ROWS = select(messages).where(_ids(messages.c.id))
-_CLAIM = (
+# Each account's due messages, oldest first (PostgreSQL: skipping those another node is
+# claiming; SQLite has one writer).
+_DUE = Prepared(
+    select(messages.c.id)
+    .where(
+        messages.c.state == State.ACCEPTED,
+        messages.c.account_id == bindparam("account"),
+        messages.c.due_at <= bindparam("now"),
+    )
+    .order_by(messages.c.due_at, messages.c.id)
+    .limit(bindparam("take"))
+    .offset(bindparam("skip"))
+    .with_for_update(skip_locked=True)
+)
+_ROWS = Prepared(select(messages).where(_ids(messages.c.id)))
+_CLAIM = Prepared(
     update(messages)
     .where(_ids(messages.c.id), unindexed(messages.c.state) == State.ACCEPTED)
     .values(
@@ -506,9 +500,12 @@ _CLAIM = (
     )
     .returning(*_DUE_COLUMNS, messages.c.expires_at, messages.c.attempts)
 )
-_ASKED = select(messages).where(_ids(messages.c.id), messages.c.registered_delivery.op("&")(3) != 0)
-_ENROUTE = select(messages).where(_ids(messages.c.id), messages.c.state == State.ENROUTE)
-_PARTS = (
+_FORGET_PARTS = Prepared(message_parts.delete().where(_ids(message_parts.c.message_id)))
+_ASKED = Prepared(
+    select(messages).where(_ids(messages.c.id), messages.c.registered_delivery.op("&")(3) != 0)
+)
+_ENROUTE = Prepared(select(messages).where(_ids(messages.c.id), messages.c.state == State.ENROUTE))
+_PARTS = Prepared(
     select(
         message_parts.c.message_id,
         message_parts.c.seq,
@@ -521,22 +518,27 @@ _PARTS = (
     .join(messages, messages.c.id == message_parts.c.message_id)
     .where(message_parts.c.carrier == bindparam("carrier"), _ids(message_parts.c.carrier_id))
 )
-_PART_STATES = select(message_parts.c.message_id, message_parts.c.state).where(
-    _ids(message_parts.c.message_id)
+_PART_STATES = Prepared(
+    select(message_parts.c.message_id, message_parts.c.state).where(
+        _ids(message_parts.c.message_id)
+    )
 )
-_PART_COUNTS = (
+_PART_COUNTS = Prepared(
     select(message_parts.c.message_id, func.count())
     .where(_ids(message_parts.c.message_id))
     .group_by(message_parts.c.message_id)
 )
-_PART_FINAL = (
+_part_final = (
     update(message_parts)
     .where(_ids(message_parts.c.message_id), message_parts.c.seq == bindparam("n"))
     .values(state=bindparam("st"), updated_at=bindparam("now"))
 )
-_PART_PROGRESS = _PART_FINAL.where(message_parts.c.state.not_in(FINAL))
-_ERROR = update(messages).where(messages.c.id == bindparam("mid")).values(error=bindparam("err"))
-_SETTLE = (
+_PART_FINAL = Prepared(_part_final)
+_PART_PROGRESS = Prepared(_part_final.where(message_parts.c.state.not_in(FINAL)))
+_ERROR = Prepared(
+    update(messages).where(messages.c.id == bindparam("mid")).values(error=bindparam("err"))
+)
+_SETTLE = Prepared(
     update(messages)
     .where(_ids(messages.c.id))
     .values(state=bindparam("st"), updated_at=bindparam("now"))
