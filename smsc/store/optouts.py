@@ -98,6 +98,12 @@ def scopes_of(conn: Connection, number_hash: bytes) -> list[int]:
 def blocked(conn: Connection, wanted: list[tuple[int, bytes]]) -> set[tuple[int, bytes]]:
     """Which (account id, number hash) pairs are refused: on that account's list or on the
     global one. One query per few hundred pairs: the accept path asks once per batch."""
+    if conn.dialect.name == "sqlite":  # the statements the writer's fast path keeps prepared
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            return blocked_sqlite(cursor, wanted)
+        finally:
+            cursor.close()
     hashes = list({h for _, h in wanted})
     found = []
     for chunk in chunks(hashes):

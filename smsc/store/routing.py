@@ -6,15 +6,14 @@ checks them, and the router ignores routes to carriers it does not know."""
 from collections.abc import Iterable
 from itertools import chain, islice
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ..addresses import e164
+from .prepared import Prepared
 from .schema import mnp, routes
 
 # Rows per executemany in an import: bounded memory whatever the size of the iterable.
 IMPORT_CHUNK = 5000
-# Numbers per query in `ported`: within SQLite's oldest limit of 999 bound variables.
-_LOOKUP_CHUNK = 900
 
 
 class RoutingError(Exception):
@@ -112,15 +111,15 @@ def import_mnp(conn: Connection, rows: Iterable[tuple[str, str]]) -> int:
 
 def ported(conn: Connection, numbers: list[str]) -> dict[str, str]:
     """The carrier of each of these E.164 numbers that is in the portability table, in one
-    query for a batch of up to 900 numbers (more are asked in several)."""
-    wanted = list(dict.fromkeys(numbers))
-    found: dict[str, str] = {}
-    for i in range(0, len(wanted), _LOOKUP_CHUNK):
-        query = select(mnp.c.number, mnp.c.carrier).where(
-            mnp.c.number.in_(wanted[i : i + _LOOKUP_CHUNK])
-        )
-        found.update((n, c) for n, c in conn.execute(query))
-    return found
+    query."""
+    return dict(_PORTED(conn, {"numbers": list(dict.fromkeys(numbers))}))
+
+
+_PORTED = Prepared(
+    select(mnp.c.number, mnp.c.carrier).where(
+        mnp.c.number.in_(bindparam("numbers", expanding=True))
+    )
+)
 
 
 def mnp_count(conn: Connection) -> int:
