@@ -3,11 +3,12 @@ synchronous fake store, and fake carriers: claims, routing and failover, cutting
 and what it writes back when carriers take, refuse or lose parts."""
 
 import pytest
+from carriers import FakeCarrier
 from sqlalchemy import func, insert, select
 from stores import SyncStore
 from twisted.internet.task import Clock
 
-from smsc.config import CarrierConfig, QueueConfig
+from smsc.config import QueueConfig
 from smsc.inbound import receipts
 from smsc.inbound.handler import client_receipt
 from smsc.protocol import concat
@@ -23,27 +24,6 @@ from smsc.store.queue import Settle
 NOW = 1_767_225_600.0
 ORANGE = "33661234567"  # orange's prefix 3366, sfr's second choice
 OTHER = "33199999999"  # no prefix: the default route
-
-
-class FakeCarrier:
-    def __init__(self, name, *, bound=True, room=100, long_messages="udh", prefixes=(), priority=1):
-        self.name = name
-        self.config = CarrierConfig(
-            name, prefixes=list(prefixes), priority=priority, long_messages=long_messages
-        )
-        self.bound = bound
-        self.capacity = room
-        self.queue = []
-
-    def room(self):
-        return self.capacity - len(self.queue) if self.bound else 0
-
-    def enqueue(self, parts):
-        self.queue.extend(parts)
-
-    def take_queue(self):
-        parts, self.queue = self.queue, []
-        return parts
 
 
 class Harness:

@@ -15,13 +15,14 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from carriers import FakeCarrier
 from sqlalchemy import event, func, insert, select, update
 from stores import SyncStore
 from twisted.internet.task import Clock
 
 from smsc import hours
 from smsc.accept import Acceptor
-from smsc.config import CarrierConfig, QueueConfig
+from smsc.config import QueueConfig
 from smsc.inbound import receipts
 from smsc.inbound.handler import client_receipt
 from smsc.protocol import smpptime
@@ -560,25 +561,6 @@ def test_expire_due_takes_only_expired_waiting_messages(engine, accts):
 
 
 # The dispatcher, on a Clock, with fake carriers.
-
-
-class FakeCarrier:
-    def __init__(self, name, *, bound=True, room=100, prefixes=(), priority=1):
-        self.name = name
-        self.config = CarrierConfig(name, prefixes=list(prefixes), priority=priority)
-        self.bound = bound
-        self.capacity = room
-        self.queue = []
-
-    def room(self):
-        return self.capacity - len(self.queue) if self.bound else 0
-
-    def enqueue(self, parts):
-        self.queue.extend(parts)
-
-    def take_queue(self):
-        parts, self.queue = self.queue, []
-        return parts
 
 
 class Harness:
