@@ -710,3 +710,32 @@ def test_parse_date(value, expected):
 @given(INSTANTS)
 def test_parse_date_reads_format_date(instant):
     assert receipts.parse_date(format_date(instant)) == instant // 60 * 60
+
+
+_VALUE = st.text(alphabet="0123456789abcdefABCDEF,;: x_-", max_size=12)
+
+
+@given(
+    values=st.lists(_VALUE, min_size=7, max_size=7),
+    text=st.one_of(st.none(), st.text(alphabet="abc :,id\x00", max_size=20)),
+    tail=st.sampled_from(["", " ", "  "]),
+)
+def test_the_laid_out_text_reads_as_the_general_scan_does(values, text, tail):
+    # The one-match reading of appendix B's layout is a shortcut, never another answer.
+    keys = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+    raw = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
+    raw += ("" if text is None else f" text:{text}") + tail
+    octets = raw.encode("latin-1").translate(receipts._BLANK_CONTROLS)
+    assert receipts._fields(octets) == receipts._scan(octets)
+    if not any(set(v) & set(" ,;:") for v in values):  # laid out: the shortcut takes it
+        assert receipts._LAID_OUT.fullmatch(octets) is not None
+
+
+def test_the_laid_out_text_is_read_in_one_match():
+    raw = b"id:1a2b sub:001 dlvrd:001 submit date:2612070710 done date:2612070711 stat:DELIVRD "
+    raw += b"err:000 text:Hello: stat:x"
+    assert receipts._LAID_OUT.fullmatch(raw) is not None
+    assert receipts._fields(raw) == {
+        "id": "1a2b", "sub": "001", "dlvrd": "001", "submitdate": "2612070710",
+        "donedate": "2612070711", "stat": "DELIVRD", "err": "000", "text": "Hello: stat:x",
+    }  # fmt: skip

@@ -266,9 +266,31 @@ def _text_of(pdu: Pdu, tlvs: dict) -> bytes:
     return raw[:_SCAN_LIMIT].translate(_BLANK_CONTROLS)
 
 
+# The text exactly as appendix B lays it out (what most carriers send): read in one match.
+# Anything else (other spellings, cases, orders, separators) takes the general way below.
+_LAID_OUT = re.compile(
+    rb"id:([^\s,;:]*) sub:([^\s,;:]*) dlvrd:([^\s,;:]*) submit date:([^\s,;:]*)"
+    rb" done date:([^\s,;:]*) stat:([^\s,;:]*) err:([^\s,;:]*)(?: +text:(.*))? *",
+    re.DOTALL,
+)
+_LAID_OUT_KEYS = ("id", "sub", "dlvrd", "submitdate", "donedate", "stat", "err")
+
+
 def _fields(raw: bytes) -> dict[str, str]:
     """key -> value of the appendix B text. The first occurrence of a key wins; `text:` runs
     to the end and ends the reading (what follows is the original message's words)."""
+    laid_out = _LAID_OUT.fullmatch(raw)
+    if laid_out is not None:
+        *values, text = laid_out.groups()
+        fields = {k: v.decode("latin-1") for k, v in zip(_LAID_OUT_KEYS, values, strict=True)}
+        if text is not None:
+            fields["text"] = text.decode("latin-1").strip()
+        return fields
+    return _scan(raw)
+
+
+def _scan(raw: bytes) -> dict[str, str]:
+    """`_fields` the general way: the keys found wherever they are, in any spelling."""
     fields: dict[str, str] = {}
     if b":" not in raw:
         return fields

@@ -84,8 +84,8 @@ class _Invalid(Exception):
 # `(params, out: list[bytes]) -> None`.
 
 
-def _cstring(name: str, size: int, status: Status):
-    """A C-Octet String of at most `size` octets including its NUL."""
+def _read_cstring(name: str, size: int, status: Status):
+    """A reader of a C-Octet String of at most `size` octets including its NUL."""
 
     def read(body, pos, end, params):
         nul = body.find(b"\0", pos, min(pos + size, end))
@@ -94,41 +94,14 @@ def _cstring(name: str, size: int, status: Status):
         params[name] = body[pos:nul].decode("latin-1")
         return nul + 1
 
-    def write(params, out):
-        raw = params.get(name, "").encode("latin-1")
-        if len(raw) >= size:
-            raise ValueError(f"{name} is longer than {size - 1} octets")
-        out.append(raw)
-        out.append(b"\0")
-
-    return read, write
+    return read
 
 
-def _integers(names: tuple[str, ...], fmt: str):
-    """A run of fixed-size integers, written with one struct call."""
-    codec = struct.Struct(">" + fmt)
+# sm_length followed by that many octets of short_message (read and written by generated code).
+_SHORT_MESSAGE = object()
 
-    def write(params, out):
-        out.append(codec.pack(*[params.get(name, 0) for name in names]))
-
-    return write
-
-
-def _short_message():
-    """sm_length followed by that many octets of short_message (read by generated code)."""
-
-    def write(params, out):
-        data = params.get("short_message", b"")
-        if len(data) > 254:
-            raise ValueError("short_message is longer than 254 octets: use message_payload")
-        out.append(bytes((len(data),)))
-        out.append(data)
-
-    return None, write
-
-
-_read_addr = _cstring("destination_addr", 21, Status.RINVDSTADR)[0]
-_read_dl_name = _cstring("dl_name", 21, Status.RINVDLNAME)[0]
+_read_addr = _read_cstring("destination_addr", 21, Status.RINVDSTADR)
+_read_dl_name = _read_cstring("dl_name", 21, Status.RINVDLNAME)
 
 
 def _dest_address():
@@ -253,7 +226,7 @@ _MESSAGE = [
     ("replace_if_present_flag", "B"),
     ("data_coding", "B"),
     ("sm_default_msg_id", "B"),
-    ("short_message", _short_message),
+    ("short_message", _SHORT_MESSAGE),
 ]
 _SERVICE_TYPE = [("service_type", 6, _S.RINVSERTYP)]
 _MESSAGE_ID = [("message_id", 65, _S.RINVMSGID)]
@@ -303,7 +276,7 @@ _BODIES: dict[Command, list] = {
         ("validity_period", 17, _S.RINVEXPIRY),
         ("registered_delivery", "B"),
         ("sm_default_msg_id", "B"),
-        ("short_message", _short_message),
+        ("short_message", _SHORT_MESSAGE),
     ],
     Command.replace_sm_resp: [],
     Command.alert_notification: [
@@ -327,11 +300,12 @@ _NO_BODY_ON_ERROR = frozenset(
 )
 
 
-def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
-    """Turn a body description into (reader, writers, zero values). The reader is generated
-    as one straight-line function (as dataclasses and attrs do): decoding is the hottest code
-    of the server, and this halves it against a loop over per-field closures."""
-    lines, writers, zero, names = [], [], {}, []
+def _compile(spec: list) -> tuple[Any, Any, dict[str, Any]]:
+    """Turn a body description into (reader, writer, zero values). Both are generated as
+    straight-line functions (as dataclasses and attrs do): coding is the hottest code of the
+    server, and this halves it against a loop over per-field closures. The writer appends the
+    body's pieces to a list."""
+    lines, out, zero, names = [], [], {}, []
     env: dict[str, Any] = {"_Invalid": _Invalid, "Status": Status}
     run: list[tuple[str, str]] = []
 
@@ -341,11 +315,13 @@ def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
         fields = [n for n, _ in run]
         codec = struct.Struct(">" + "".join(f for _, f in run))
         env[f"_unpack_{fields[0]}"] = codec.unpack_from
+        env[f"_pack_{fields[0]}"] = codec.pack
         lines.append(f"if pos + {codec.size} > end:")
         lines.append(f"    raise _Invalid(Status.RINVCMDLEN, 'body ends inside {fields[0]}')")
         lines.append(f"{', '.join(fields)}, = _unpack_{fields[0]}(body, pos)")
         lines.append(f"pos += {codec.size}")
-        writers.append(_integers(tuple(fields), "".join(f for _, f in run)))
+        values = ", ".join(f"p.get({n!r}, 0)" for n in fields)
+        out.append(f"out.append(_pack_{fields[0]}({values}))")
         zero.update(dict.fromkeys(fields, 0))
         run.clear()
 
@@ -355,7 +331,7 @@ def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
             run.append((name, rest[0]))
             continue
         flush()
-        if rest[0] is _short_message:
+        if rest[0] is _SHORT_MESSAGE:
             lines += [
                 "if pos >= end:",
                 "    raise _Invalid(Status.RINVMSGLEN, 'body ends before sm_length')",
@@ -368,14 +344,22 @@ def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
                 "short_message = body[pos:pos + n]",
                 "pos += n",
             ]
-            writers.append(_short_message()[1])
+            out += [
+                "v = p.get('short_message', b'')",
+                "if len(v) > 254:",
+                "    raise ValueError('short_message is longer than 254 octets: use"
+                " message_payload')",
+                "out.append(bytes((len(v),)))",
+                "out.append(v)",
+            ]
             zero[name] = b""
         elif callable(rest[0]):  # the lists of submit_multi(_resp): rare, not inlined
             read, write = rest[0]()
             env[f"_read_{name}"] = read
+            env[f"_write_{name}"] = write
             lines += ["found = {}", f"pos = _read_{name}(body, pos, end, found)"]
             lines.append(f"{name} = found[{name!r}]")
-            writers.append(write)
+            out.append(f"_write_{name}(p, out)")
             zero[name] = []
         else:
             size, status = rest
@@ -387,13 +371,20 @@ def _compile(spec: list) -> tuple[Any, tuple, dict[str, Any]]:
                 f"{name} = body[pos:nul].decode('latin-1')",
                 "pos = nul + 1",
             ]
-            writers.append(_cstring(name, size, status)[1])
+            out += [
+                f"v = p.get({name!r}, '').encode('latin-1')",
+                f"if len(v) >= {size}:",
+                f"    raise ValueError('{name} is longer than {size - 1} octets')",
+                "out.append(v)",
+                "out.append(b'\\0')",
+            ]
             zero[name] = ""
     flush()
     result = ", ".join(f"{n!r}: {n}" for n in names)
     source = "\n    ".join(["def read(body, pos, end):", *lines, f"return {{{result}}}, pos"])
+    source += "\n" + "\n    ".join(["def write(p, out):", *(out or ["pass"])])
     exec(source, env)
-    return env["read"], tuple(writers), zero
+    return env["read"], env["write"], zero
 
 
 _CODECS = {command: _compile(spec) for command, spec in _BODIES.items()}
@@ -512,8 +503,7 @@ def encode(pdu: Pdu) -> bytes:
     out = [b""]
     try:
         if not (pdu.status and pdu.command in _NO_BODY_ON_ERROR):
-            for write in _CODECS[pdu.command][1]:
-                write(pdu.params, out)
+            _CODECS[pdu.command][1](pdu.params, out)
             if pdu.tlvs:
                 _write_tlvs(pdu.tlvs, out)
         body_size = sum(map(len, out))
