@@ -200,10 +200,13 @@ class QueueConfig:
     retry_delay: float = 10.0  # seconds before a message put back in the queue is due again
     outbox_retention: float = 72 * 3600.0  # seconds a receipt waits for its client to bind
     outbox_retry: float = 30.0  # seconds before a deliver_sm that failed is tried again
+    # Seconds a message sent waits for its carrier's final receipt before it ends UNKNOWN
+    # (with a receipt for its client when it asked); 0: it waits for ever.
+    receipt_timeout: float = 72 * 3600.0
 
     def __post_init__(self):
         _at_least(self, 1, "claim_batch")
-        _at_least(self, 0.0, "retry_delay", "outbox_retry")
+        _at_least(self, 0.0, "retry_delay", "outbox_retry", "receipt_timeout")
         if self.outbox_retention <= 0:
             raise ValueError("outbox_retention: must be more than 0 seconds")
 

@@ -68,6 +68,13 @@ def test_cluster_section(tmp_path):
             load_text(tmp_path, f"[cluster]\n{text}\n")
 
 
+def test_queue_receipt_timeout(tmp_path):
+    assert load_text(tmp_path, "").queue.receipt_timeout == 72 * 3600.0
+    assert load_text(tmp_path, "[queue]\nreceipt_timeout = 0\n").queue.receipt_timeout == 0.0
+    with pytest.raises(ConfigError, match="queue.receipt_timeout: must be 0 or more, not -1"):
+        load_text(tmp_path, "[queue]\nreceipt_timeout = -1\n")
+
+
 def test_smsc_toml():
     loaded = config.load(CONF / "smsc.toml")
     assert loaded.smpp.port == 2775 and loaded.smpp.window == 50

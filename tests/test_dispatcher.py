@@ -14,7 +14,7 @@ from smsc.inbound.handler import client_receipt
 from smsc.protocol import concat
 from smsc.protocol.constants import Status, Tag
 from smsc.protocol.pdu import encode_tlvs
-from smsc.routing.dispatcher import Dispatcher
+from smsc.routing.dispatcher import RECEIPT_SWEEP, Dispatcher
 from smsc.routing.router import Router
 from smsc.store import queue, routing, schema
 from smsc.store.db import writing
@@ -453,3 +453,53 @@ def test_a_fast_receipt_settles_the_message_when_it_is_marked_sent(engine):
         queue.record_receipts(conn, [("orange", ("p2",), "", State.DELIVERED, 0)], settle)
     assert h.row(1).state == State.DELIVERED
     assert outbox_count(engine) == 1
+
+
+# -- receipts that never came ------------------------------------------------------------------
+
+
+def sent_long_ago(h, message_id, at):
+    """A message that went to orange at `at` and still waits for its receipt."""
+    h.add(message_id, state=State.ENROUTE, carrier="orange", due_at=at, updated_at=at)
+    part = dict(message_id=message_id, seq=1, carrier="orange", carrier_id=f"c{message_id}",
+                state=State.ENROUTE, sent_at=at, updated_at=at)  # fmt: skip
+    with writing(h.engine) as conn:
+        conn.execute(insert(schema.message_parts).values(**part))
+
+
+def test_a_message_whose_receipt_never_came_ends_unknown_on_the_clock(engine):
+    h = orange_sfr(engine, receipt_timeout=600.0)
+    sent_long_ago(h, 1, NOW - 3600)
+    sent_long_ago(h, 2, NOW - 60)
+    h.start()
+    assert h.states() == {1: State.ENROUTE, 2: State.ENROUTE}  # the first look is a minute in
+    h.run(RECEIPT_SWEEP)
+    assert h.states() == {1: State.UNKNOWN, 2: State.ENROUTE}
+    assert outbox_count(engine) == 1  # its client asked for a receipt
+    for _ in range(10):
+        h.run(RECEIPT_SWEEP)
+    assert h.states() == {1: State.UNKNOWN, 2: State.UNKNOWN}
+    assert outbox_count(engine) == 2
+    h.dispatcher.stop()
+    calls = len(h.store.calls)
+    h.run(10 * RECEIPT_SWEEP)
+    assert len(h.store.calls) == calls  # stopped: no more looks
+
+
+def test_the_sweep_goes_on_while_batches_come_full(engine):
+    h = orange_sfr(engine, receipt_timeout=600.0, claim_batch=2)
+    for i in range(1, 6):
+        sent_long_ago(h, i, NOW - 3600)
+    h.start()
+    h.run(RECEIPT_SWEEP)
+    assert h.count(State.UNKNOWN) == 5  # 2 + 2 + 1 in one look
+    assert [n for n, _ in h.store.calls].count("time_out") == 3
+
+
+def test_a_receipt_timeout_of_0_waits_for_ever(engine):
+    h = orange_sfr(engine, receipt_timeout=0.0)
+    sent_long_ago(h, 1, NOW - 30 * 86400)
+    h.start()
+    h.run(10 * RECEIPT_SWEEP)
+    assert h.states() == {1: State.ENROUTE}
+    assert "time_out" not in [n for n, _ in h.store.calls]

@@ -612,3 +612,44 @@ def test_claim_refuses_messages_whose_destination_opted_out_since(engine, accoun
     assert [d.id for d in due] == [2, 3]
     assert message(engine, 1).state == State.REJECTED and message(engine, 1).error == 0x401
     assert maker.calls == [(1, State.REJECTED, 0x401, 1)]  # its client asked for a receipt
+
+
+# -- receipts that never came --------------------------------------------------------------
+
+
+def test_a_message_whose_receipt_never_came_ends_unknown(engine, account, how, maker):
+    sending(engine, account, 1, 2, 3)
+    sent(engine, {1: ["a1"], 2: ["b1", "b2"], 3: ["c1"]}, how)
+    receipt(engine, how, ("orange", ("b1",), State.DELIVERED, 0))  # one part of two came
+    receipt(engine, how, ("orange", ("c1",), State.DELIVERED, 0))  # 3 is settled
+    maker.calls.clear()
+    later = Settle(NOW + 100, RETENTION, maker)
+    assert run(engine, queue.time_out, NOW - 1, 100, later) == 0  # sent at NOW: not late yet
+    assert run(engine, queue.time_out, NOW, 100, later) == 2
+    assert (message(engine, 1).state, message(engine, 2).state) == (State.UNKNOWN, State.UNKNOWN)
+    assert message(engine, 3).state == State.DELIVERED
+    assert [p[3] for p in parts_of(engine, 2)] == [State.DELIVERED, State.UNKNOWN]
+    # One receipt each, with the message's parts counted.
+    assert maker.calls == [(1, State.UNKNOWN, 0, 1), (2, State.UNKNOWN, 0, 2)]
+    assert run(engine, queue.time_out, NOW + 100, 100, later) == 0  # once only
+    # The carrier's receipt, at last: matched, and the message stays as it ended.
+    assert receipt(engine, later, ("orange", ("a1",), State.DELIVERED, 0)) == [True]
+    assert message(engine, 1).state == State.UNKNOWN
+    assert len(maker.calls) == 2
+
+
+def test_the_receipt_timeout_takes_a_batch_at_most(engine, account, how, maker):
+    sending(engine, account, 1, 2, 3)
+    sent(engine, {1: ["a"], 2: ["b"], 3: ["c"]}, how)
+    assert run(engine, queue.time_out, NOW, 2, how) == 2
+    assert run(engine, queue.time_out, NOW, 2, how) == 1
+    assert {message(engine, i).state for i in (1, 2, 3)} == {State.UNKNOWN}
+
+
+def test_a_worse_part_wins_over_the_timeout(engine, account, how, maker):
+    sending(engine, account, 1)
+    sent(engine, {1: ["p1", "p2"]}, how)
+    receipt(engine, how, ("orange", ("p1",), State.UNDELIVERABLE, 0x0B))
+    assert run(engine, queue.time_out, NOW, 100, how) == 1
+    assert message(engine, 1).state == State.UNDELIVERABLE
+    assert maker.calls == [(1, State.UNDELIVERABLE, 0x0B, 2)]

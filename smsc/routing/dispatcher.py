@@ -9,6 +9,7 @@ its restart, so a carrier can get twice what was in flight at the cut, never les
 
 from collections.abc import Callable
 
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..config import QueueConfig
@@ -25,6 +26,7 @@ from .router import Router
 _log = Logger()
 _IDLE = 0.5  # seconds between claims while nothing is due and nothing wakes us
 _RETRY = 1.0  # seconds before what the store refused for a while (an outage) is written again
+RECEIPT_SWEEP = 60.0  # seconds between looks for messages whose final receipt never came
 
 
 class Outgoing:
@@ -77,6 +79,8 @@ class Dispatcher:
         self._retrying = None  # the flush again of records the store refused for a while
         self._claims = Quiet("claiming due messages", _log)
         self._writes = Quiet("recording what carriers did", _log)
+        self._late = LoopingCall(self._time_out)
+        self._late.clock = clock
 
     def attach(self, carriers: list[Carrier]) -> None:
         """The carriers, made after the dispatcher since they report to it."""
@@ -85,10 +89,36 @@ class Dispatcher:
 
     def start(self) -> None:
         self.wake()
+        if self.config.receipt_timeout:
+            self._late.start(RECEIPT_SWEEP, now=False)
 
     def stop(self) -> None:
         """No more claims. What the carriers still answer is written down (`flush`)."""
         self.wake.stop()
+        if self._late.running:
+            self._late.stop()
+
+    # -- receipts that never came ----------------------------------------------------------
+
+    def _time_out(self):
+        """Messages sent longer than `receipt_timeout` ago without their final receipt end
+        UNKNOWN (`queue.time_out`), a batch at a time until none is left."""
+        before = self.clock.seconds() - self.config.receipt_timeout
+        d = self.store.write(queue.time_out, before, self.config.claim_batch, self._settle())
+        d.addCallback(self._timed_out)
+        d.addErrback(self._writes.failed, "ending messages whose receipt never came")
+        return d  # the next look waits for this one
+
+    def _timed_out(self, count: int):
+        if count:
+            _log.info(
+                "{count} messages got no final receipt within {timeout:g} s: UNKNOWN",
+                count=count,
+                timeout=self.config.receipt_timeout,
+            )
+        if count >= self.config.claim_batch:  # a full batch: more may be late
+            return self._time_out()
+        return None
 
     # -- claiming and routing --------------------------------------------------------------
 

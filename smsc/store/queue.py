@@ -337,6 +337,17 @@ def record_receipts(
     return matched
 
 
+def time_out(conn: Connection, before: float, limit: int, how: Settle) -> int:
+    """Up to `limit` messages sent before `before` that their carrier never gave a final
+    receipt for: their unfinished parts end UNKNOWN, and the messages with them (or the worst
+    state of their parts), with a receipt when the client asked. Returns how many."""
+    ids = [message_id for (message_id,) in _LATE(conn, {"before": before, "limit": limit})]
+    if ids:
+        _PART_UNKNOWN(conn, {"ids": ids, "now": how.now})
+        _settle(conn, ids, how)
+    return len(ids)
+
+
 def _sent_parts(conn: Connection, receipts) -> dict[tuple[str, str], list]:
     """The parts the receipts' id candidates may stand for, by (carrier, carrier_id)."""
     wanted: dict[str, set[str]] = {}
@@ -499,6 +510,23 @@ _CLAIM = Prepared(
         node_id=bindparam("node"),
     )
     .returning(*_DUE_COLUMNS, messages.c.expires_at, messages.c.attempts)
+)
+# A message is due before it is sent, and sent when it goes ENROUTE: the queue index's due_at
+# narrows the look to old ones without reading the others' rows.
+_LATE = Prepared(
+    select(messages.c.id)
+    .where(
+        messages.c.state == State.ENROUTE,
+        messages.c.due_at <= bindparam("before"),
+        messages.c.updated_at <= bindparam("before"),
+    )
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)  # PostgreSQL: one node ends each, with one receipt
+)
+_PART_UNKNOWN = Prepared(
+    update(message_parts)
+    .where(_ids(message_parts.c.message_id), message_parts.c.state.not_in(FINAL))
+    .values(state=State.UNKNOWN, updated_at=bindparam("now"))
 )
 _FORGET_PARTS = Prepared(message_parts.delete().where(_ids(message_parts.c.message_id)))
 _ASKED = Prepared(
