@@ -315,6 +315,9 @@ class ApiTest(unittest.TestCase):
             assert len(page.body["messages"]) == 2
             cursor = f"&before={page.body['next']}"
         assert seen == ids[::-1]  # shop's message is not in acme's list
+        # A cursor past every id (19 digits, over the ids' 2**63): the newest first, no error.
+        past = await self.request("GET", "/messages?limit=2&before=9999999999999999999")
+        assert [m["id"] for m in past.body["messages"]] == ids[::-1][:2]
         delivered = await self.request("GET", "/messages?status=DELIVERED")
         assert [m["id"] for m in delivered.body["messages"]] == [ids[3], ids[1]]
         assert delivered.body["messages"][0]["receipt"]["state"] == "DELIVERED"

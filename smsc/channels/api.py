@@ -205,10 +205,13 @@ class Api(Resource):
 # -- reading requests ------------------------------------------------------------------------
 
 
+_ID_END = 2**63  # ids are below: a BIGINT on PostgreSQL, an INTEGER on SQLite
+
+
 def _message_id(text: str) -> int:
     """A message id in a path: decimal, as the store numbers them; anything else names no
     message (404)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= _ID_END:
         raise _not_found()
     return int(text)
 
@@ -324,6 +327,8 @@ def _listing_query(args: dict[bytes, list[bytes]]) -> tuple[list[str] | None, in
     if not 1 <= limit <= MAX_PAGE:
         raise _bad("limit", f"1 to {MAX_PAGE}")
     before = _query_number(query, "before", None)
+    if before is not None:  # a cursor past every id reads from the newest
+        before = min(before, _ID_END - 1)
     return states or None, limit, before
 
 
