@@ -6,7 +6,7 @@ outstanding, on plain non-blocking sockets driven by `selectors`, so that the cl
 what is measured (~7 µs of client CPU a message here; an asyncio Protocol client measured
 ~8-9 µs; either stays under a third of a core at the echo server's rate). It uses the codec
 once, to encode one submit_sm template; each send copies the template and patches the
-sequence number and the destination (fictional numbers 33600000001…, cycling) with
+sequence number and the destination (fictional numbers 33600000001…, shuffled, cycling) with
 `struct.pack_into`. Responses are parsed minimally: the header, and that a status-0
 submit_sm_resp carries a non-empty message_id. A message's latency is from the send that
 carried it to the read that brought its response back.
@@ -18,7 +18,8 @@ Both servers run as subprocesses so that the peak RSS reported is theirs alone:
   migrations run in it; it is dropped at the end), so that no run sees another's rows;
 - the echo server (`python -m smsc.bench_echo`): the same reactor and codec, no session state
   machine, no validation, no store. Its rate is the protocol ceiling; `ratio` is the switch's
-  rate over it.
+  rate over it. `switch_cpu_us_per_msg` and `echo_cpu_us_per_msg`: each server's CPU a
+  message (all its threads), what the ratio comes down to once both are CPU-bound.
 
 Each side is warmed up (`warmup` messages, not counted) before the measured run.
 
@@ -47,6 +48,8 @@ receipt, or after `--timeout` seconds without a response or a receipt (`complete
 `missing` counted). CPU shares are in % of one core; the switch's is also given per message,
 which the other load on a shared machine moves less than the rate.
 
+`--mode accept` (in `smsc.bench_accept`): the switch's accept path alone, in this process.
+
 `--mode schedule` (in `smsc.bench_schedule`): the same switch and in-process carriers, each
 with its HTTP control endpoint; the load generator submits `--messages` (1,000,000 by
 default; 100,000 in the other modes) with registered_delivery 0 and one absolute
@@ -65,6 +68,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import random
 import re
 import selectors
 import shutil
@@ -139,7 +143,7 @@ class Options:
 
 
 # Each mode's default number of messages.
-MESSAGES = {"submit": 100_000, "e2e": 100_000, "schedule": 1_000_000}
+MESSAGES = {"submit": 100_000, "accept": 100_000, "e2e": 100_000, "schedule": 1_000_000}
 
 
 @dataclass
@@ -165,6 +169,15 @@ class Phase:
 
 
 # -- the load generator ----------------------------------------------------------------------
+
+
+def submit_numbers() -> list[bytes]:
+    """The destinations of --mode submit and accept: fictional numbers in no order, as a real
+    list's: each message lands at its own place in the store's (account, destination) index,
+    not next to the one before."""
+    numbers = [str(FIRST_NUMBER + i).encode() for i in range(NUMBERS)]
+    random.Random(NUMBERS).shuffle(numbers)
+    return numbers
 
 
 def _template(
@@ -228,7 +241,7 @@ class LoadGenerator:
         self._binds: list[_Bind] = []
         self._selector = selectors.DefaultSelector()
         if numbers is None:
-            numbers = [str(FIRST_NUMBER + i).encode() for i in range(NUMBERS)]
+            numbers = submit_numbers()
         self._numbers = numbers
         self._template, self._dest_at = _template(
             registered_delivery, numbers[0].decode(), schedule
@@ -706,6 +719,10 @@ def run(opts: Options) -> dict:
     warmup = min(opts.messages // 10, 5000) if opts.warmup is None else opts.warmup
     if opts.mode == "e2e":
         return _run_e2e(opts, warmup)
+    if opts.mode == "accept":
+        from .bench_accept import run_accept
+
+        return run_accept(opts, warmup)
     target = None
     if opts.target is not None:
         host, _, port_text = opts.target.rpartition(":")
@@ -729,7 +746,7 @@ def run(opts: Options) -> dict:
         if opts.ceiling:
             echo = _start_echo(workdir)
             cleanup.callback(echo.stop)
-            ceiling, _ = _load(opts, [echo.address], "echo", "echo", warmup)
+            ceiling, echo_cpu = _load(opts, [echo.address], "echo", "echo", warmup, [echo.pid])
             ceiling_rss = peak_rss_mib(echo.pid)
             echo.stop()
         nodes: list[_Process] = []
@@ -762,6 +779,7 @@ def run(opts: Options) -> dict:
             elapsed_s=round(phase.elapsed, 3),
             client_cpu_pct=round(100 * phase.client_cpu / phase.elapsed, 1),
             **_node_fields(rss, cpu, phase.elapsed),
+            switch_cpu_us_per_msg=_per_message(_sum(cpu), phase.accepted),
         )
         if opts.ceiling:
             result.update(
@@ -770,6 +788,8 @@ def run(opts: Options) -> dict:
                 echo_p99_ms=_round(ceiling.percentile_ms(0.99)),
                 echo_peak_rss_mib=ceiling_rss,
                 echo_client_cpu_pct=round(100 * ceiling.client_cpu / ceiling.elapsed, 1),
+                echo_cpu_pct=_pct(echo_cpu[0], ceiling.elapsed),
+                echo_cpu_us_per_msg=_per_message(echo_cpu[0], ceiling.accepted),
                 ratio=round(phase.rate / ceiling.rate, 3) if ceiling.rate else None,
             )
         return result
@@ -783,6 +803,12 @@ def _node_fields(rss: list, cpu: list, elapsed: float) -> dict:
         "node_cpu_pct": [_pct(c, elapsed) for c in cpu],
         "node_peak_rss_mib": rss,
     }
+
+
+def _per_message(cpu: float | None, messages: int, scale=1e6, digits=1) -> float | None:
+    """CPU seconds a message, in µs (or the `scale`'s unit): what bounds the rate once the
+    CPU is what limits it, and moves less than the rate with the machine's other load."""
+    return None if cpu is None or not messages else round(scale * cpu / messages, digits)
 
 
 def _sum(values: list) -> float | None:
@@ -1284,11 +1310,7 @@ def _run_e2e(opts: Options, warmup: int) -> dict:
             # CPU in % of one core; the switch's also per receipted message, which the other
             # load on a shared machine changes less than the rate.
             **_node_fields(rss, cpu[: len(nodes)], wall),
-            switch_cpu_ms_per_msg=(
-                round(1000 * switch_cpu / phase.receipted, 3)
-                if switch_cpu is not None and phase.receipted
-                else None
-            ),
+            switch_cpu_ms_per_msg=_per_message(switch_cpu, phase.receipted, 1000, 3),
             carriers_cpu_pct=_pct(sum(c for c in cpu[len(nodes) :] if c), wall) if sims else None,
             client_cpu_pct=_pct(phase.client_cpu, wall),
             others_cpu_pct=_pct(others, wall),  # other processes on the machine meanwhile

@@ -2155,10 +2155,11 @@ def carrier_sim(**o) -> None:
 @main.command()
 @click.option(
     "--mode",
-    type=click.Choice(["submit", "e2e", "schedule", "soak"]),
+    type=click.Choice(["submit", "accept", "e2e", "schedule", "soak"]),
     default="submit",
     show_default=True,
-    help="submit: accepted submit_sm/s; e2e: clients → switch → carriers → receipts back; "
+    help="submit: accepted submit_sm/s; accept: the accept path alone, in-process (no socket, "
+    "codec or session); e2e: clients → switch → carriers → receipts back; "
     "schedule: a queue of scheduled messages, and how it drains once due; soak: a steady e2e "
     "load for --duration seconds, the switch's RSS sampled.",
 )
@@ -2243,6 +2244,10 @@ def bench(ctx: click.Context, **options) -> None:
     With --nodes N, N `smsc serve` nodes share the PostgreSQL --store-url, and each one's CPU
     and peak RSS are reported too.
 
+    --mode accept runs the switch's accept path (validation, opt-out hash, credit, group
+    commit) in this process with --binds × --window submissions waiting for their commit, and
+    measures its rate and CPU a message: what the switch spends beyond the echo server.
+
     --mode e2e starts the switch with simulated carriers and measures messages/s fully
     receipted and the submit-to-receipt latency; it exits 1 (after its JSON line) when some
     accepted message got no receipt before the stall limit.
@@ -2259,6 +2264,7 @@ def bench(ctx: click.Context, **options) -> None:
     \b
     Example:
       smsc bench --binds 8 --window 10 --messages 100000
+      smsc bench --mode accept
       smsc bench --mode e2e --messages 20000
       smsc bench --store-url postgresql+psycopg://postgres@127.0.0.1/bench --nodes 2
       smsc bench --mode schedule

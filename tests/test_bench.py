@@ -52,6 +52,26 @@ def test_self_contained_run_reports_sane_figures():
     assert out["echo_peak_rss_mib"] > 10
     assert 0 < out["ratio"] <= 5
     assert out["ratio"] == pytest.approx(out["accepted_per_s"] / out["echo_per_s"], rel=0.01)
+    # CPU a message on each side: the echo server's is the budget the ratio is measured against.
+    assert 0 < out["echo_cpu_us_per_msg"] < out["switch_cpu_us_per_msg"]
+    assert out["echo_cpu_pct"] > 0
+
+
+def test_accept_mode_commits_every_message_through_the_accept_path(tmp_path):
+    # In a process of its own: the run needs a reactor, and a reactor runs once a process.
+    result = subprocess.run(
+        [sys.executable, "-m", "smsc", "bench", "--mode", "accept", "--messages", "3000",
+         "--binds", "2", "--window", "5"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["mode"], out["binds"], out["window"]) == ("accept", 2, 5)
+    assert out["stored"] == 3000 + 300 and out["refused"] == 0
+    assert out["accepted_per_s"] > 0 and out["cpu_pct"] > 0
+    assert out["cpu_us_per_msg"] == pytest.approx(
+        1e4 * out["cpu_pct"] / out["accepted_per_s"], rel=0.01
+    )
 
 
 def test_target_mode_benches_a_running_server():
@@ -90,6 +110,13 @@ def test_template_is_a_submit_sm_with_a_patchable_destination():
     assert pdu.command is Command.submit_sm
     assert pdu.params["destination_addr"] == str(bench.FIRST_NUMBER)
     assert raw[at : at + 11] == str(bench.FIRST_NUMBER).encode()
+
+
+def test_submit_destinations_are_distinct_and_in_no_order():
+    numbers = bench.submit_numbers()
+    assert len(set(numbers)) == len(numbers) == bench.NUMBERS
+    assert numbers != sorted(numbers)
+    assert numbers == bench.submit_numbers()  # the same list each run
 
 
 def test_percentiles_are_nearest_rank():

@@ -303,7 +303,8 @@ def test_concurrent_submits_never_overdraw(engine, db_url, prepaid, nodes):
         w.stop()
     for e in engines[1:]:
         e.dispose()
-    accepted = [i for got in results for ids in got for i in ids if i != NO]
-    assert len(accepted) == 150 and len(set(accepted)) == 150
-    assert [NO] in results[0] + results[1]
-    assert balance(engine, prepaid) == 0
+    answers = [ids for got in results for ids in got]
+    accepted = [i for ids in answers for i in ids if i != NO]
+    # Said whole when it fails: this test failed once in CI (149), and never again since.
+    seen = (len(accepted), len(set(accepted)), answers.count([NO]), balance(engine, prepaid))
+    assert seen == (150, 150, 250, 0), f"accepted, distinct, refused, balance: {seen}"
