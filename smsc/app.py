@@ -173,7 +173,7 @@ def _start_delivery(
 
     dispatcher = Dispatcher(
         store, reactor, [], router, config.queue, settle, routing.ported, receipts.normalise,
-        held,
+        held, switch.metrics,
     )  # fmt: skip
 
     def handling() -> replies.Handling:

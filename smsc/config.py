@@ -4,6 +4,7 @@ the start with one line naming the key."""
 import dataclasses
 import ipaddress
 import socket
+import sqlite3
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,11 @@ class LimitsConfig:
             raise ValueError("bind_delay_max: must be at least bind_delay")
 
 
+# The SQLite store's hot statements pass their IN lists through json_each (built in from 3.38)
+# and read back what they wrote with RETURNING (3.35).
+SQLITE_NEEDED = (3, 38, 0)
+
+
 @dataclass
 class StoreConfig:
     url: str = "sqlite:///smsc.db"
@@ -89,6 +95,11 @@ class StoreConfig:
         if backend not in ("sqlite", "postgresql") or "://" not in self.url:
             raise ValueError(  # not the URL itself: it may hold a password
                 "url: not a store URL (sqlite:///FILE or postgresql+psycopg://USER@HOST/DB)"
+            )
+        if backend == "sqlite" and sqlite3.sqlite_version_info < SQLITE_NEEDED:
+            raise ValueError(
+                "url: the SQLite store needs SQLite 3.38 or newer; this Python's sqlite3 module "
+                f"has {sqlite3.sqlite_version}"
             )
         if backend == "postgresql" and driver != "psycopg":
             raise ValueError("url: PostgreSQL is reached with psycopg: postgresql+psycopg://…")

@@ -156,6 +156,12 @@ class Metrics:
             ["carrier"],
             registry=r,
         )
+        self.receipt_timeouts = Counter(
+            "smsc_receipt_timeouts",
+            "Messages ended UNKNOWN because their final receipt did not come within "
+            "[queue] receipt_timeout",
+            registry=r,
+        )
         self.mo = Counter("smsc_mo", "Subscriber messages by kind", ["kind"], registry=r)
         self.optouts = Counter("smsc_optouts", "STOPs that put a number on a list", registry=r)
         self.low_balances = Counter(

@@ -75,6 +75,17 @@ def test_queue_receipt_timeout(tmp_path):
         load_text(tmp_path, "[queue]\nreceipt_timeout = -1\n")
 
 
+def test_a_sqlite_too_old_for_the_store_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(config.sqlite3, "sqlite_version_info", (3, 37, 2))
+    monkeypatch.setattr(config.sqlite3, "sqlite_version", "3.37.2")
+    with pytest.raises(
+        ConfigError, match="store.url: .* needs SQLite 3.38 or newer; .* has 3.37.2"
+    ):
+        load_text(tmp_path, '[store]\nurl = "sqlite:///x.db"\n')
+    url = "postgresql+psycopg://smsc@127.0.0.1/smsc"  # not the machine's SQLite's business
+    assert load_text(tmp_path, f'[store]\nurl = "{url}"\n').store.url == url
+
+
 def test_smsc_toml():
     loaded = config.load(CONF / "smsc.toml")
     assert loaded.smpp.port == 2775 and loaded.smpp.window == 50

@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from smsc.config import QueueConfig
 from smsc.inbound import receipts
 from smsc.inbound.handler import client_receipt
+from smsc.metrics import Metrics
 from smsc.protocol import concat
 from smsc.protocol.constants import Status, Tag
 from smsc.protocol.pdu import encode_tlvs
@@ -36,6 +37,7 @@ class Harness:
         names = {c.name for c in carriers}
         router = Router([c.config for c in carriers], [n for n in default if n in names])
         self.config = QueueConfig(**queue)
+        self.metrics = Metrics()
         self.dispatcher = Dispatcher(
             self.store,
             self.clock,
@@ -45,6 +47,7 @@ class Harness:
             lambda: Settle(self.clock.seconds(), 3600.0, client_receipt),
             routing.ported,
             receipts.normalise,
+            metrics=self.metrics,
         )
         with writing(engine) as conn:
             values = dict(
@@ -467,6 +470,10 @@ def sent_long_ago(h, message_id, at):
         conn.execute(insert(schema.message_parts).values(**part))
 
 
+def timeouts(h) -> float:
+    return h.metrics.registry.get_sample_value("smsc_receipt_timeouts_total")
+
+
 def test_a_message_whose_receipt_never_came_ends_unknown_on_the_clock(engine):
     h = orange_sfr(engine, receipt_timeout=600.0)
     sent_long_ago(h, 1, NOW - 3600)
@@ -476,10 +483,12 @@ def test_a_message_whose_receipt_never_came_ends_unknown_on_the_clock(engine):
     h.run(RECEIPT_SWEEP)
     assert h.states() == {1: State.UNKNOWN, 2: State.ENROUTE}
     assert outbox_count(engine) == 1  # its client asked for a receipt
+    assert timeouts(h) == 1
     for _ in range(10):
         h.run(RECEIPT_SWEEP)
     assert h.states() == {1: State.UNKNOWN, 2: State.UNKNOWN}
     assert outbox_count(engine) == 2
+    assert timeouts(h) == 2
     h.dispatcher.stop()
     calls = len(h.store.calls)
     h.run(10 * RECEIPT_SWEEP)
@@ -493,6 +502,7 @@ def test_the_sweep_goes_on_while_batches_come_full(engine):
     h.start()
     h.run(RECEIPT_SWEEP)
     assert h.count(State.UNKNOWN) == 5  # 2 + 2 + 1 in one look
+    assert timeouts(h) == 5
     assert [n for n, _ in h.store.calls].count("time_out") == 3
 
 

@@ -53,8 +53,10 @@ class Dispatcher:
         ported: Callable,
         normalise: Callable[[str], str],
         held: Callable[[int, float], float | None] = lambda account_id, now: None,
+        metrics=None,
     ):
         self.store = store
+        self.metrics = metrics  # smsc.metrics.Metrics: the messages ended by receipt_timeout
         self.clock = clock
         self.carriers = carriers
         self.router = router
@@ -110,6 +112,8 @@ class Dispatcher:
         return d  # the next look waits for this one
 
     def _timed_out(self, count: int):
+        if count and self.metrics is not None:
+            self.metrics.receipt_timeouts.inc(count)
         if count:
             _log.info(
                 "{count} messages got no final receipt within {timeout:g} s: UNKNOWN",
