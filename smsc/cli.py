@@ -2095,9 +2095,16 @@ def lockout_lift(ctx: Context, system_id: str | None, address: str | None) -> No
 @click.option("--no-receipt-tlvs", is_flag=True, help="Receipts carry their state in text only.")
 @click.option("--dlr-delay", type=float, default=1.0, show_default=True, help="Seconds.")
 @click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option(
+    "--lose-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of the receipts asked for that it never sends.",
+)
 @click.option("--tps", type=int, default=0, show_default=True, help="Submits/s; 0: no cap.")
 @click.option("--control-port", type=int, help="HTTP control on 127.0.0.1; 0: any free port.")
-@click.option("--seed", type=int, help="Seed of the fail-rate draws.")
+@click.option("--seed", type=int, help="Seed of the fail-rate and lose-rate draws.")
 @click.option(
     "--record",
     type=click.Path(dir_okay=False),
@@ -2117,7 +2124,8 @@ def lockout_lift(ctx: Context, system_id: str | None, address: str | None) -> No
 )
 def carrier_sim(**o) -> None:
     """Run a simulated national carrier SMSC: receipts after --dlr-delay, UNDELIV for a
-    --fail-rate share, ESME_RTHROTTLED above --tps. No config file needed.
+    --fail-rate share, no receipt at all for a --lose-rate share, ESME_RTHROTTLED above --tps.
+    No config file needed.
 
     \b
     Example:
@@ -2128,7 +2136,11 @@ def carrier_sim(**o) -> None:
     from . import simulator
 
     sim = configuration.SimulatorConfig(
-        id_format=o["id_format"], dlr_delay=o["dlr_delay"], fail_rate=o["fail_rate"], tps=o["tps"]
+        id_format=o["id_format"],
+        dlr_delay=o["dlr_delay"],
+        fail_rate=o["fail_rate"],
+        lose_rate=o["lose_rate"],
+        tps=o["tps"],
     )
     try:
         simulator.run(

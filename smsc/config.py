@@ -140,6 +140,7 @@ class SimulatorConfig:
     receipt_tlvs: bool = True  # false: receipts carry only the appendix B text
     dlr_delay: float = 1.0  # seconds before it sends a receipt
     fail_rate: float = 0.0  # share of messages it reports UNDELIV
+    lose_rate: float = 0.0  # share of the receipts asked for that it never sends
     tps: int = 0  # above this it answers ESME_RTHROTTLED; 0 = no limit
     control_port: int = 0  # its HTTP control endpoint on loopback; 0 = none
     # PEM files it presents when its carrier has tls = true.
@@ -150,8 +151,9 @@ class SimulatorConfig:
         _all_or_none(self, "tls_cert", "tls_key")
         _one_of("id_format", self.id_format, ("hex", "dec"))
         _one_of("receipt_id_format", self.receipt_id_format, ("hex", "dec", ""))
-        if not 0.0 <= self.fail_rate <= 1.0:
-            raise ValueError("fail_rate: must be between 0 and 1")
+        for name in ("fail_rate", "lose_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be between 0 and 1")
         _at_least(self, 0, "dlr_delay", "tps")
         _between(self, 0, 65535, "control_port")
 

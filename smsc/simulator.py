@@ -203,7 +203,7 @@ class Simulator:
         self.received = 0
         self.throttled = 0
         self.refused = 0
-        self.receipts_sent = self.receipts_acked = 0
+        self.receipts_sent = self.receipts_acked = self.receipts_lost = 0
         self.mo_sent = self.mo_acked = 0
         self.retries = 0
         self.pending = {"receipt": 0, "mo": 0}
@@ -299,9 +299,17 @@ class Simulator:
         failed = self._rng.random() < self.config.fail_rate
         asked = record.registered_delivery & 3
         if asked == 1 or (asked == 2 and failed):
-            trx = session if session.session.state is State.BOUND_TRX else None
-            self._schedule(now + self.config.dlr_delay, self._receipt(record, n, failed, trx))
+            if self._lost():
+                self.receipts_lost += 1
+            else:
+                trx = session if session.session.state is State.BOUND_TRX else None
+                self._schedule(now + self.config.dlr_delay, self._receipt(record, n, failed, trx))
         return Status.ROK, {"message_id": carrier_id}
+
+    def _lost(self) -> bool:
+        """Whether this receipt is one it loses (no draw when it loses none: the fail-rate
+        draws of a seed stay the same)."""
+        return bool(self.config.lose_rate) and self._rng.random() < self.config.lose_rate
 
     def _write_record(self, line: dict) -> None:
         self._record.write(json.dumps(line) + "\n")
@@ -547,6 +555,7 @@ class Simulator:
             "receipts_sent": self.receipts_sent,
             "receipts_acked": self.receipts_acked,
             "receipts_pending": self.pending["receipt"],
+            "receipts_lost": self.receipts_lost,
             "mo_sent": self.mo_sent,
             "mo_acked": self.mo_acked,
             "mo_pending": self.pending["mo"],

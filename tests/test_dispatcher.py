@@ -506,6 +506,16 @@ def test_the_sweep_goes_on_while_batches_come_full(engine):
     assert [n for n, _ in h.store.calls].count("time_out") == 3
 
 
+def test_a_receipt_timeout_shorter_than_a_minute_is_looked_for_as_often(engine):
+    h = orange_sfr(engine, receipt_timeout=5.0)
+    sent_long_ago(h, 1, NOW - 3600)
+    h.start()
+    h.run(4.9)
+    assert h.states() == {1: State.ENROUTE}
+    h.run(0.2)
+    assert h.states() == {1: State.UNKNOWN}
+
+
 def test_a_receipt_timeout_of_0_waits_for_ever(engine):
     h = orange_sfr(engine, receipt_timeout=0.0)
     sent_long_ago(h, 1, NOW - 30 * 86400)

@@ -260,6 +260,28 @@ def test_registered_delivery_decides_whether_a_receipt_is_sent():
     assert receipt.tlvs[Tag.message_state] == MessageState.UNDELIVERABLE
 
 
+def test_lose_rate_share_of_receipts_never_comes():
+    sim, clock = make(dlr_delay=0, lose_rate=1.0)
+    peer = Peer(sim)
+    for asked in (1, 1, 0):
+        peer.submit(registered_delivery=asked)
+    clock.advance(10)
+    assert peer.read() == []
+    assert (sim.stats()["receipts_lost"], sim.stats()["receipts_pending"]) == (2, 0)
+
+    sim, clock = make(dlr_delay=0, lose_rate=0.5, seed=7)
+    peer = Peer(sim)
+    for _ in range(40):
+        peer.submit()
+    clock.advance(0)
+    sent = 0
+    while batch := peer.read():  # a window at a time
+        sent += len(batch)
+        for receipt in batch:
+            peer.answer(receipt)
+    assert 0 < sent < 40 and sent + sim.stats()["receipts_lost"] == 40
+
+
 def test_fail_rate_is_reproducible_with_a_seed():
     def failures(seed):
         sim, clock = make(dlr_delay=0, fail_rate=0.3, seed=seed)

@@ -26,7 +26,7 @@ from .router import Router
 _log = Logger()
 _IDLE = 0.5  # seconds between claims while nothing is due and nothing wakes us
 _RETRY = 1.0  # seconds before what the store refused for a while (an outage) is written again
-RECEIPT_SWEEP = 60.0  # seconds between looks for messages whose final receipt never came
+RECEIPT_SWEEP = 60.0  # most seconds between looks for messages whose final receipt never came
 
 
 class Outgoing:
@@ -91,8 +91,9 @@ class Dispatcher:
 
     def start(self) -> None:
         self.wake()
-        if self.config.receipt_timeout:
-            self._late.start(RECEIPT_SWEEP, now=False)
+        timeout = self.config.receipt_timeout
+        if timeout:  # a timeout shorter than the look's period is kept to within itself
+            self._late.start(min(RECEIPT_SWEEP, timeout), now=False)
 
     def stop(self) -> None:
         """No more claims. What the carriers still answer is written down (`flush`)."""

@@ -19,7 +19,7 @@ import smpplib.smpp
 pytestmark = pytest.mark.e2e
 
 ROK, RINVDSTADR = 0x00, 0x0B
-DELIVERED, UNDELIVERABLE, REJECTED = 2, 5, 8  # message_state
+DELIVERED, UNDELIVERABLE, UNKNOWN, REJECTED = 2, 5, 7, 8  # message_state
 SOURCE = "36180"  # a short code: 06/07 numbers are refused as senders
 DLR_DELAY = 0.1
 ESM_RECEIPT, ESM_UDHI = 0x04, 0x40
@@ -461,6 +461,32 @@ def test_undeliverable_and_failure_only_receipts(sims, esme):
     client.listen(0.3)
     assert client.receipts(delivered) == []
     assert outbox_rows(sims, delivered) == []
+
+
+def test_a_receipt_that_never_comes_ends_unknown(smsc_factory, free_ports, sim_control, esme):
+    """A carrier that takes messages and loses every receipt: after `receipt_timeout` the
+    message ends UNKNOWN and its client gets that receipt."""
+    port, control_port = free_ports(2)
+    server = smsc_factory(
+        config={
+            "accounts": [{"system_id": "lost", "password": "lost"}],
+            "carriers": [
+                {"name": "loser", "port": port, "prefixes": ["33600013"], "simulate": True,
+                 "simulator": {"dlr_delay": DLR_DELAY, "lose_rate": 1.0,
+                               "control_port": control_port}},
+            ],
+            "queue": {"receipt_timeout": 1.0},
+        }
+    )  # fmt: skip
+    control = sim_control(control_port)
+    wait_until(lambda: control.stats()["binds"]["transceiver"], 10, "loser bound")
+    client = esme(server, "lost")
+    destination = number("33600013", 1)
+    message_id = client.submit_ok(destination, b"into the void", registered_delivery=1)
+    wait_until(lambda: control.stats()["receipts_lost"] == 1, 10, "the carrier took it")
+    receipt = client.wait_receipt(message_id, timeout=10)
+    check_receipt(receipt, message_id, UNKNOWN, "UNKNOWN", destination)
+    assert state_of(server, message_id) == "UNKNOWN"
 
 
 # -- 5. routing --------------------------------------------------------------------------------
