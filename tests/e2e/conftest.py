@@ -687,6 +687,25 @@ class SimControl:
         """What it received (submit_sm it accepted), oldest first: GET /received."""
         return self._get(f"/received?since={since}")["records"]
 
+    def mo(self, source: str, to: str, text: str, coding: str | None = None) -> int:
+        """A subscriber's message, sent by this carrier to the switch: POST /mo. The number of
+        parts it went in."""
+        import json
+        import urllib.request
+
+        body = {"from": source, "to": to, "text": text}
+        if coding is not None:
+            body["coding"] = coding
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.control_port}/mo",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 202
+            return json.loads(answer.read())["parts"]
+
 
 class CarrierSim(SimControl):
     """One `smsc carrier-sim` process on a fixed port, killable and restartable there. Each

@@ -56,7 +56,7 @@ def callbacks():
 
 
 @pytest.fixture(scope="module")
-def server(smsc_factory, free_ports, smsc_account):
+def server(smsc_factory, free_ports, smsc_account, sim_control):
     port, control_port = free_ports(2)
     carrier = {"name": "alpha", "port": port, "prefixes": ["33600"], "simulate": True,
                "simulator": {"dlr_delay": 0.1, "control_port": control_port}}  # fmt: skip
@@ -71,7 +71,7 @@ def server(smsc_factory, free_ports, smsc_account):
     switch = smsc_factory(config=config, accounts=accounts)
     host, http_port = switch.listening("HTTP")
     switch.api = f"http://{host}:{http_port}/api/v1"
-    switch.control_port = control_port
+    switch.carrier = sim_control(control_port)
     return switch
 
 
@@ -117,13 +117,7 @@ def test_a_subscribers_reply_is_posted_to_the_accounts_reply_url(server, callbac
     url = f"http://127.0.0.1:{callbacks.server_address[1]}/replies"
     server.cli("account", "set", "acme", "--sender", "36180", "--reply-url", url)
     try:
-        body = {"from": N2, "to": "36180", "text": "Oui, à demain"}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{server.control_port}/mo", data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"}, method="POST",
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 202
+        server.carrier.mo(N2, "36180", "Oui, à demain")
         (reply,) = eventually(
             lambda: [r for r in callbacks.received if r.get("type") == "reply"], "the reply"
         )

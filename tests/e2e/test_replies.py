@@ -13,10 +13,8 @@ Carriers: "alpha" takes 3360005xxxx, "beta" 3360006xxxx (fictional numbers). Eac
 accounts and numbers of its own, so that nothing mixes between tests.
 """
 
-import json
 import struct
 import time
-import urllib.request
 
 import pytest
 import smpplib.client
@@ -103,19 +101,7 @@ def carrier_of(number: str) -> str:
 
 def inject(server, source: str, to: str, text: str, coding: str | None = None) -> int:
     """A subscriber's message, sent by the carrier serving `source`; the number of parts."""
-    body = {"from": source, "to": to, "text": text}
-    if coding is not None:
-        body["coding"] = coding
-    port = server.sims[carrier_of(source)].control_port
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/mo",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        assert answer.status == 202
-        return json.loads(answer.read())["parts"]
+    return server.sims[carrier_of(source)].mo(source, to, text, coding)
 
 
 def received(server, number: str, source: str | None = None) -> list[str]:

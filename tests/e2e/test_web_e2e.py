@@ -6,9 +6,7 @@ carrier's receipts), and see the opt-out count grow after a subscriber's STOP.
 SMSC_SCREENSHOT=1 saves the messages page to docs/web-page.png (the README's picture).
 """
 
-import json
 import os
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ WAIT = 15.0
 
 
 @pytest.fixture(scope="module")
-def server(smsc_factory, free_ports):
+def server(smsc_factory, free_ports, sim_control):
     port, control_port = free_ports(2)
     carrier = {"name": "alpha", "port": port, "prefixes": ["33600"], "simulate": True,
                "simulator": {"dlr_delay": 0.2, "control_port": control_port}}  # fmt: skip
@@ -43,7 +41,7 @@ def server(smsc_factory, free_ports):
     switch.cli("account", "add", "shop", "--password", "shoppw")
     switch.cli("account", "set", "shop", "--sender", SHORT_CODE, "--company", "Shop SA")
     switch.start()
-    switch.control_port = control_port
+    switch.carrier = sim_control(control_port)
     return switch
 
 
@@ -81,13 +79,7 @@ def follow(driver, element) -> None:
 
 def subscriber_stop(server, number: str) -> None:
     """A subscriber replies STOP to the short code, through the simulated carrier."""
-    body = json.dumps({"from": number, "to": SHORT_CODE, "text": "STOP"}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.control_port}/mo", data=body, method="POST",
-        headers={"content-type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        assert answer.status == 202
+    server.carrier.mo(number, SHORT_CODE, "STOP")
 
 
 def states(driver) -> dict[str, str]:
