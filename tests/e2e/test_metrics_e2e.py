@@ -139,6 +139,7 @@ def test_counts_match_the_traffic(switch, raw_client):
     assert value(s, "smsc_receipts_total", carrier="alpha", state="DELIVERED") == N_ALPHA + N_DATA
     assert value(s, "smsc_receipts_total", carrier="beta", state="UNDELIVERABLE") == N_BETA
     assert value(s, "smsc_receipts_unmatched_total", carrier="alpha") == 0
+    assert s[("smsc_receipt_timeouts_total", frozenset())] == 0  # there, and none yet
     assert value(s, "smsc_carrier_submit_seconds_count", carrier="alpha") == N_ALPHA + N_DATA
     assert value(s, "smsc_submit_resp_seconds_count") == accepted + N_REFUSED
     to_receipt = "smsc_submit_to_receipt_seconds_count"
