@@ -5,8 +5,9 @@ subscribers' replies reach its sms-service's get-url. Skipped where Kannel is no
 (`.ci/run` installs it).
 
 What it shows: Kannel matches our receipts to the ids we answered its submit_sm with (DLR
-type 1, delivered); a reply reaches it as a deliver_sm it takes for an MO; and an opted-out
-number is refused at submit with a status Kannel turns into its DLR type 16 (SMSC reject).
+type 1, delivered), also for a long text it splits into UDH parts itself (one report for the
+whole); a reply reaches it as a deliver_sm it takes for an MO; and an opted-out number is
+refused at submit with a status Kannel turns into its DLR type 16 (SMSC reject).
 """
 
 import shutil
@@ -103,6 +104,8 @@ log-level = 0
 group = sendsms-user
 username = tester
 password = testerpw
+max-messages = 5
+concatenation = true
 
 group = sms-service
 keyword = default
@@ -224,3 +227,14 @@ def test_an_opted_out_number_is_refused_and_kannel_reports_the_reject(kannel):
     (dlr,) = wait_until(lambda: kannel.hooks.got("/dlr", token="after"), 20, "the reject DLR")
     assert dlr["type"] == SMSC_REJECT
     assert "Promo encore" not in took(kannel, number)
+
+
+def test_a_long_message_kannel_splits_is_delivered_whole_with_one_report(kannel):
+    number = PREFIX + "004"
+    text = "Votre commande est prete. " * 8  # 208 characters: two parts, split by Kannel
+    sendsms(kannel, number, text, "long", mask=3)
+    wait_until(lambda: len(took(kannel, number)) == 2, 20, "both parts at the carrier")
+    assert "".join(took(kannel, number)) == text  # the parts' texts, Kannel's UDH taken off
+    wait_until(lambda: kannel.hooks.got("/dlr", token="long"), 20, "Kannel's DLR callback")
+    time.sleep(1)  # a second report would come with the second part's receipt
+    assert [q["type"] for q in kannel.hooks.got("/dlr", token="long")] == [DELIVERED]
