@@ -35,6 +35,8 @@ from .protocol.pdu import decode
 
 
 def run_accept(opts: Options, warmup: int) -> dict:
+    if opts.target is not None:
+        raise BenchError("--mode accept runs the accept path in this process: no --target")
     from twisted.internet import reactor
 
     from .accept import Acceptor

@@ -182,6 +182,12 @@ def test_e2e_destinations_cycle_over_the_carriers():
     assert raw[at : at + 11] == numbers[0]
 
 
+def test_accept_refuses_a_target():
+    result = CliRunner().invoke(main, ["bench", "--mode", "accept", "--target", "127.0.0.1:2775"])
+    assert result.exit_code == 1
+    assert "no --target" in result.output
+
+
 def test_e2e_refuses_a_target():
     result = CliRunner().invoke(main, ["bench", "--mode", "e2e", "--target", "127.0.0.1:2775"])
     assert result.exit_code == 1
