@@ -56,7 +56,7 @@ class Switch:
 def start(config: Config, reactor) -> Switch:
     """Start everything on `reactor` (not yet running). Raises SchemaBehind on an old store,
     ConfigError on a TLS file that cannot be used."""
-    listener_tls, carrier_tls = _tls(config)
+    listener_tls, carrier_tls, smtp_tls = _tls(config)
     c = config.store
     store = Store(c.url, reactor, c.statement_timeout, c.connect_timeout)
     # What can refuse the start (schema, config accounts, a port in use) runs before the
@@ -76,7 +76,9 @@ def start(config: Config, reactor) -> Switch:
     switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
     channels = Context(store, acceptor, server, reactor, config, metrics)
-    ports = _listen_channels(channels) + _listen_smpp(server, config, reactor, listener_tls)
+    ports = _listen_channels(channels, smtp_tls) + _listen_smpp(
+        server, config, reactor, listener_tls
+    )
     web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
@@ -258,9 +260,10 @@ def _purged(counts: dict[str, int], days: int) -> None:
 
 
 def _tls(config: Config) -> tuple:
-    """The TLS options of the SMPP listener (None without tls_port) and of each carrier with
-    tls = true, by name: every TLS file read before anything starts."""
-    smpp = config.smpp
+    """The TLS options of the SMPP listener (None without tls_port), of each carrier with
+    tls = true, by name, and of the SMTP listener's STARTTLS (None without tls_cert): every TLS
+    file read before anything starts."""
+    smpp, smtp = config.smpp, config.smtp
     listener = None
     if smpp.tls_port is not None:
         listener = tls.server_options(smpp.tls_cert, smpp.tls_key, "smpp")
@@ -269,11 +272,15 @@ def _tls(config: Config) -> tuple:
         for i, c in enumerate(config.carriers)
         if c.tls
     }
-    return listener, carriers
+    mail = None
+    if smtp is not None and smtp.tls_cert is not None:
+        mail = tls.server_options(smtp.tls_cert, smtp.tls_key, "smtp")
+    return listener, carriers, mail
 
 
-def _listen_channels(ctx: Context) -> list:
-    """The `[http]` listener (API and web page) and the `[smtp]` one, when configured."""
+def _listen_channels(ctx: Context, smtp_tls) -> list:
+    """The `[http]` listener (API and web page) and the `[smtp]` one (offering STARTTLS with
+    `smtp_tls`), when configured."""
     ports = []
     if ctx.config.http is not None:
         from .channels import site
@@ -285,7 +292,10 @@ def _listen_channels(ctx: Context) -> list:
 
         smtp = ctx.config.smtp
         ports.append(
-            ("SMTP", ctx.clock.listenTCP(smtp.port, mail.factory(ctx), interface=smtp.host))
+            (
+                "SMTP",
+                ctx.clock.listenTCP(smtp.port, mail.factory(ctx, smtp_tls), interface=smtp.host),
+            )
         )
     return ports
 

@@ -302,9 +302,17 @@ class SmtpConfig:
     relay_port: int = 25
     mail_from: str = ""  # the From of the results; empty: smsc@<domain>
     max_size: int = 1_000_000  # octets: a bigger mail is refused at DATA
+    # STARTTLS (RFC 3207) offered with these PEM files (as [smpp]'s); tls_required: no MAIL
+    # FROM before it (530 5.7.0).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_required: bool = False
 
     def __post_init__(self):
         _between(self, 0, 65535, "port", "relay_port")
+        _all_or_none(self, "tls_cert", "tls_key")
+        if self.tls_required and self.tls_cert is None:
+            raise ValueError("tls_required: needs tls_cert and tls_key")
         if not self.domain or "@" in self.domain:
             raise ValueError("domain: a domain name, like sms.example.com")
         if self.max_size < 1000:

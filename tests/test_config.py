@@ -86,6 +86,17 @@ def test_a_sqlite_too_old_for_the_store_is_refused(tmp_path, monkeypatch):
     assert load_text(tmp_path, f'[store]\nurl = "{url}"\n').store.url == url
 
 
+def test_smtp_starttls_needs_both_files(tmp_path):
+    for text, error in (
+        ('tls_cert = "c.pem"', "smtp.tls_key: required with tls_cert"),
+        ("tls_required = true", "smtp.tls_required: needs tls_cert and tls_key"),
+    ):
+        with pytest.raises(ConfigError, match=error):
+            load_text(tmp_path, f"[smtp]\n{text}\n")
+    loaded = load_text(tmp_path, '[smtp]\ntls_cert = "c.pem"\ntls_key = "k.pem"\n').smtp
+    assert (loaded.tls_cert, loaded.tls_key, loaded.tls_required) == ("c.pem", "k.pem", False)
+
+
 def test_smsc_toml():
     loaded = config.load(CONF / "smsc.toml")
     assert loaded.smpp.port == 2775 and loaded.smpp.window == 50

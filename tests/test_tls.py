@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from smsc import app, config, tls
-from smsc.config import CarrierConfig, Config, ConfigError, SimulatorConfig, SmppConfig
+from smsc.config import CarrierConfig, Config, ConfigError, SimulatorConfig, SmppConfig, SmtpConfig
 from smsc.routing.links import Carrier
 from smsc.simulator import Simulator
 
@@ -155,6 +155,16 @@ def test_carrier_tls_options_are_made_at_start_for_the_tls_carriers_only(pki):
     )
 
 
+def test_smtp_starttls_options_are_made_at_start(pki):
+    directory, cert, key, _ = pki
+    assert app._tls(Config(smtp=SmtpConfig()))[2] is None  # no files: STARTTLS not offered
+    assert app._tls(Config(smtp=SmtpConfig(tls_cert=cert, tls_key=key)))[2] is not None
+    missing = str(directory / "missing.pem")
+    with pytest.raises(ConfigError) as error:
+        app._tls(Config(smtp=SmtpConfig(tls_cert=missing, tls_key=key)))
+    assert str(error.value) == f"smtp.tls_cert: cannot read {missing}: No such file or directory"
+
+
 def _encrypted(pem: bytes) -> bytes:
     key = serialization.load_pem_private_key(pem, password=None)
     return key.private_bytes(
@@ -170,7 +180,7 @@ def _encrypted(pem: bytes) -> bytes:
 def test_tls_listener_beside_the_plain_one_with_the_same_server(pki):
     _, cert, key, _ = pki
     smpp = SmppConfig(port=2775, tls_port=3550, tls_cert=cert, tls_key=key)
-    listener_tls, _ = app._tls(Config(smpp=smpp))
+    listener_tls, _, _ = app._tls(Config(smpp=smpp))
     memory, server = MemoryReactor(), object()
     names = [name for name, _ in app._listen_smpp(server, Config(smpp=smpp), memory, listener_tls)]
     assert names == ["SMPP over TLS", "SMPP"]
@@ -183,7 +193,7 @@ def test_tls_listener_beside_the_plain_one_with_the_same_server(pki):
 def test_plain_false_listens_on_tls_only(pki):
     _, cert, key, _ = pki
     smpp = SmppConfig(tls_port=3550, tls_cert=cert, tls_key=key, plain=False)
-    listener_tls, _ = app._tls(Config(smpp=smpp))
+    listener_tls, _, _ = app._tls(Config(smpp=smpp))
     memory = MemoryReactor()
     app._listen_smpp(object(), Config(smpp=smpp), memory, listener_tls)
     assert [p for p, *_ in memory.sslServers] == [3550] and memory.tcpServers == []
@@ -191,8 +201,8 @@ def test_plain_false_listens_on_tls_only(pki):
 
 def test_no_tls_keys_no_tls_listener():
     memory = MemoryReactor()
-    listener_tls, carriers = app._tls(Config())
-    assert (listener_tls, carriers) == (None, {})
+    listener_tls, carriers, smtp = app._tls(Config())
+    assert (listener_tls, carriers, smtp) == (None, {}, None)
     app._listen_smpp(object(), Config(), memory, listener_tls)
     assert memory.sslServers == [] and [p for p, *_ in memory.tcpServers] == [2775]
 

@@ -55,11 +55,12 @@ _LATER = frozenset({Status.RMSGQFUL, Status.RTHROTTLED, Status.RSYSERR})  # noth
 _SEPARATORS = str.maketrans("", "", " .-")  # allowed in a number: +33 6.00-00…
 
 
-def factory(ctx: Context) -> SMTPFactory:
-    """The `[smtp]` listener's factory."""
+def factory(ctx: Context, tls=None) -> SMTPFactory:
+    """The `[smtp]` listener's factory; `tls`: the options STARTTLS starts TLS with (none: not
+    offered)."""
     if ctx.config.smtp.relay_port == 0:
         _log.warn("SMTP: [smtp] relay_port is 0: results asked for by email senders go nowhere")
-    return MailToSms(ctx, Mailer.of(ctx))
+    return MailToSms(ctx, Mailer.of(ctx), tls)
 
 
 def receipt_mailer(ctx: Context):
@@ -72,18 +73,21 @@ class MailToSms(SMTPFactory):
 
     noisy = False
 
-    def __init__(self, ctx: Context, mailer: "Mailer"):
+    def __init__(self, ctx: Context, mailer: "Mailer", tls=None):
         super().__init__()
         self.protocol = _Smtp
         self.domain = ctx.config.smtp.domain
         self.ctx = ctx
         self.mailer = mailer
+        self.tls = tls
 
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
         protocol.delivery = Delivery(self.ctx, self.mailer)
         protocol.max_size = self.ctx.config.smtp.max_size
         protocol.metrics = self.ctx.metrics
+        protocol.ctx = self.tls  # ESMTP's name for what STARTTLS starts TLS with
+        protocol.tls_required = self.ctx.config.smtp.tls_required
         return protocol
 
 
@@ -91,6 +95,32 @@ class _Smtp(ESMTP):
     noisy = False  # else Twisted logs each mail's recipients: the numbers
     max_size = 0
     metrics = None  # smsc.metrics.Metrics: smsc_smtp_mails_total
+    tls_required = False
+    _tls_cut = False  # STARTTLS began TLS in this read: the read's other lines are dropped
+
+    def dataReceived(self, data):
+        self._tls_cut = False
+        super().dataReceived(data)
+
+    def lineReceived(self, line):
+        if not self._tls_cut:
+            return super().lineReceived(line)
+        return None
+
+    def ext_STARTTLS(self, rest):
+        """RFC 3207 4.2: nothing from before TLS counts after it. What came in clear behind
+        the command (a man in the middle's injected commands: Twisted would run them as if
+        they came over TLS) is dropped, and what was said before is forgotten."""
+        before = self.startedTLS
+        super().ext_STARTTLS(rest)
+        if self.startedTLS and not before:
+            self._tls_cut, self._buffer = True, b""
+            self._helo, self._from, self._to = None, None, []
+
+    def do_MAIL(self, rest):
+        if self.tls_required and not self.startedTLS:
+            return self.sendCode(530, b"5.7.0 Must issue a STARTTLS command first")
+        return super().do_MAIL(rest)
 
     def extensions(self):
         found = super().extensions()

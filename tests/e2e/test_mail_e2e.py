@@ -7,11 +7,14 @@ number (DELIVERED, with its message id). An unregistered sender is refused at MA
 
 import email
 import smtplib
+import socket
 import socketserver
+import ssl
 from email import policy
 from email.message import EmailMessage
 
 import pytest
+from certs import CA
 from conftest import serving
 from test_replies import eventually
 
@@ -120,3 +123,64 @@ def test_unregistered_sender_refused_at_mail_from(server):
         assert client.mail(SENDER)[0] == 250
         code, text = client.rcpt(f"{N1}@elsewhere.example")
         assert code == 550 and b"5.1.2" in text
+
+
+# -- STARTTLS ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_server(smsc_factory, free_ports, sim_control, tmp_path_factory):
+    """`[smtp]` offering STARTTLS, and requiring it before MAIL FROM (no results mailed)."""
+    directory = tmp_path_factory.mktemp("pki")
+    ca = CA("smsc mail CA")
+    cert, key = ca.issue(directory, "smtp", "localhost", "127.0.0.1")
+    port, control_port = free_ports(2)
+    carrier = {"name": "alpha", "port": port, "prefixes": ["33600"], "simulate": True,
+               "simulator": {"dlr_delay": 0.1, "control_port": control_port}}  # fmt: skip
+    smtp = {"port": 0, "domain": DOMAIN, "relay_port": 0,
+            "tls_cert": cert, "tls_key": key, "tls_required": True}  # fmt: skip
+    switch = smsc_factory(config={"carriers": [carrier], "smtp": smtp}, start=False)
+    switch.cli("account", "add", "acme", "--password", "acmepw", "--sender", "ACME")
+    switch.cli("account", "email", "add", "acme", SENDER, "--no-reports")
+    switch.start()
+    switch.carrier = sim_control(control_port)
+    switch.trust = ssl.create_default_context(cafile=ca.write(directory))
+    return switch
+
+
+def test_starttls_is_required_and_then_a_mail_is_sent(tls_server):
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = SENDER, f"{N1}@{DOMAIN}", "over TLS"
+    mail.set_content("Votre code : 4242")
+    with smtp_client(tls_server) as client:
+        assert client.has_extn("starttls")
+        code, text = client.mail(SENDER)
+        assert code == 530 and b"STARTTLS" in text  # nothing taken in clear
+        client.rset()
+        assert client.starttls(context=tls_server.trust)[0] == 220  # checked for 127.0.0.1
+        client.ehlo("client.example")
+        assert not client.has_extn("starttls")
+        client.send_message(mail)
+    eventually(lambda: tls_server.carrier.received(), "the SMS at the carrier")
+    assert [r["text"] for r in tls_server.carrier.received()] == ["Votre code : 4242"]
+
+
+def test_commands_sent_in_clear_behind_starttls_are_dropped(tls_server):
+    """A man in the middle's injection (CVE-2011-0411's kind): MAIL FROM written behind
+    STARTTLS in the same packet must not count as said over TLS."""
+    host, port = tls_server.listening("SMTP")
+    with socket.create_connection((host, port), timeout=10) as raw:
+        lines = raw.makefile("rb")
+        assert lines.readline().startswith(b"220")
+        raw.sendall(b"EHLO client.example\r\n")
+        while not lines.readline().startswith(b"250 "):
+            pass
+        raw.sendall(f"STARTTLS\r\nMAIL FROM:<{SENDER}>\r\n".encode())
+        assert lines.readline().startswith(b"220")
+        with tls_server.trust.wrap_socket(raw, server_hostname="localhost") as tls:
+            secure = tls.makefile("rb")
+            tls.sendall(b"EHLO client.example\r\n")
+            while not (line := secure.readline()).startswith(b"250 "):
+                assert line.startswith(b"250-"), line
+            tls.sendall(f"RCPT TO:<{N2}@{DOMAIN}>\r\n".encode())
+            assert secure.readline().startswith(b"503")  # no sender: the injected MAIL is gone

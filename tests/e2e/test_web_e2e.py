@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -74,7 +73,21 @@ def until(driver, check, what: str):
 def follow(driver, element) -> None:
     """Click a link or a submit button, and wait for the next page to replace this one."""
     element.click()
-    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(element))
+    WebDriverWait(driver, WAIT).until(lambda _: _gone(element))
+
+
+def _gone(element) -> bool:
+    """Whether the page that held `element` was replaced. In the midst of the navigation,
+    chromedriver may say so in words of its own rather than as a stale element (CI saw it)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e):
+            return True
+        raise
+    return False
 
 
 def subscriber_stop(server, number: str) -> None:
