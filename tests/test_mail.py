@@ -19,7 +19,7 @@ from twisted.internet.testing import StringTransport
 from smsc.accept import Acceptor
 from smsc.channels import Context, mail, reason
 from smsc.cli import main
-from smsc.config import SmtpConfig
+from smsc.config import LimitsConfig, SmtpConfig
 from smsc.inbound.receipts import format_text, receipt_tlvs
 from smsc.metrics import Metrics
 from smsc.protocol import text as sms_text
@@ -81,7 +81,7 @@ def switch(engine, fast_scrypt, monkeypatch):
     store = Store(engine)
     acceptor = Acceptor(store, clock)
     smtp = SmtpConfig(domain="sms.example.com", relay_port=2500, max_size=10_000)
-    config = SimpleNamespace(smtp=smtp)
+    config = SimpleNamespace(smtp=smtp, limits=LimitsConfig())
     ctx = Context(store, acceptor, None, clock, config)
     relay = Relay()
     monkeypatch.setattr(mail, "relay", relay)

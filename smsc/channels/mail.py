@@ -30,6 +30,7 @@ from email.utils import formatdate, make_msgid
 from io import BytesIO
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.mail.smtp import (
     ESMTP,
@@ -80,9 +81,15 @@ class MailToSms(SMTPFactory):
         self.ctx = ctx
         self.mailer = mailer
         self.tls = tls
+        # [limits]' caps on connections, counted apart from the SMPP clients'.
+        self.connections = limits.Connections(ctx.config.limits, ctx.clock)
 
     def buildProtocol(self, addr):
+        address = limits.address_key(getattr(addr, "host", "?"))
+        if self.connections.admit(address) is not None:
+            return _Busy()
         protocol = super().buildProtocol(addr)
+        protocol.address, protocol.connections = address, self.connections
         protocol.delivery = Delivery(self.ctx, self.mailer)
         protocol.max_size = self.ctx.config.smtp.max_size
         protocol.metrics = self.ctx.metrics
@@ -91,11 +98,29 @@ class MailToSms(SMTPFactory):
         return protocol
 
 
+class _Busy(Protocol):
+    """A connection over a cap: told so (RFC 5321 3.8: 421, the sender's server tries again
+    later), and closed."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"421 4.7.0 too many connections, try again later\r\n")
+        self.transport.loseConnection()
+
+
 class _Smtp(ESMTP):
     noisy = False  # else Twisted logs each mail's recipients: the numbers
     max_size = 0
     metrics = None  # smsc.metrics.Metrics: smsc_smtp_mails_total
     tls_required = False
+    connections = None  # the factory's count, which this connection is in until it ends
+    address = ""
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.connections is not None:
+            self.connections.release(self.address)
+            self.connections = None
+
     _tls_cut = False  # STARTTLS began TLS in this read: the read's other lines are dropped
 
     def dataReceived(self, data):

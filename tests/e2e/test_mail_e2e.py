@@ -184,3 +184,24 @@ def test_commands_sent_in_clear_behind_starttls_are_dropped(tls_server):
                 assert line.startswith(b"250-"), line
             tls.sendall(f"RCPT TO:<{N2}@{DOMAIN}>\r\n".encode())
             assert secure.readline().startswith(b"503")  # no sender: the injected MAIL is gone
+
+
+def test_connections_over_the_cap_are_told_to_come_back_later(smsc_factory):
+    """[limits]' caps hold for SMTP too, counted apart from the SMPP clients'."""
+    smtp = {"port": 0, "domain": DOMAIN, "relay_port": 0}
+    server = smsc_factory(config={"smtp": smtp, "limits": {"max_connections_per_address": 2}})
+    first, second = smtp_client(server), smtp_client(server)
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtp_client(server)
+    assert refused.value.smtp_code == 421 and b"4.7.0" in refused.value.smtp_error
+    first.quit()
+    eventually(lambda: _connects(server), "a connection once one was closed")
+    second.quit()
+
+
+def _connects(server) -> bool:
+    try:
+        smtp_client(server).quit()
+    except smtplib.SMTPConnectError:
+        return False
+    return True
