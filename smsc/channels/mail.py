@@ -114,14 +114,13 @@ class _Smtp(ESMTP):
     tls_required = False
     connections = None  # the factory's count, which this connection is in until it ends
     address = ""
+    _tls_cut = False  # STARTTLS began TLS in this read: the read's other lines are dropped
 
     def connectionLost(self, reason):
         super().connectionLost(reason)
         if self.connections is not None:
             self.connections.release(self.address)
             self.connections = None
-
-    _tls_cut = False  # STARTTLS began TLS in this read: the read's other lines are dropped
 
     def dataReceived(self, data):
         self._tls_cut = False
