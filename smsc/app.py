@@ -76,9 +76,8 @@ def start(config: Config, reactor) -> Switch:
     switch = Switch(store, server, cluster, metrics=metrics)
     switch.simulators = _start_simulators(config, reactor)
     channels = Context(store, acceptor, server, reactor, config, metrics)
-    ports = _listen_channels(channels, smtp_tls) + _listen_smpp(
-        server, config, reactor, listener_tls
-    )
+    ports = _listen_channels(channels, smtp_tls)
+    ports += _listen_smpp(server, config, reactor, listener_tls)
     web = _listen_metrics(switch, config, reactor)
     store.start()
     if config.carriers:
@@ -291,12 +290,8 @@ def _listen_channels(ctx: Context, smtp_tls) -> list:
         from .channels import mail
 
         smtp = ctx.config.smtp
-        ports.append(
-            (
-                "SMTP",
-                ctx.clock.listenTCP(smtp.port, mail.factory(ctx, smtp_tls), interface=smtp.host),
-            )
-        )
+        port = ctx.clock.listenTCP(smtp.port, mail.factory(ctx, smtp_tls), interface=smtp.host)
+        ports.append(("SMTP", port))
     return ports
 
 

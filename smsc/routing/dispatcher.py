@@ -113,9 +113,9 @@ class Dispatcher:
         return d  # the next look waits for this one
 
     def _timed_out(self, count: int):
-        if count and self.metrics is not None:
-            self.metrics.receipt_timeouts.inc(count)
         if count:
+            if self.metrics is not None:
+                self.metrics.receipt_timeouts.inc(count)
             _log.info(
                 "{count} messages got no final receipt within {timeout:g} s: UNKNOWN",
                 count=count,
